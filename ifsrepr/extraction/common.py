@@ -1,0 +1,95 @@
+"""What every extractor needs: the redshift, which lines the cube covers, the output stack."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import astropy.units as u
+import numpy as np
+
+from ..cube import IFSCube
+from ..exceptions import DataModelError
+from ..lines import EmissionLine
+from ..linestack import LineStack
+
+__all__ = ["LineCoverageWarning", "resolve_redshift", "covered_lines", "build_stack"]
+
+
+class LineCoverageWarning(UserWarning):
+    """Some requested lines fall outside the cube's wavelength range; they are masked."""
+
+
+def resolve_redshift(cube: IFSCube, redshift: float | None) -> float:
+    """The redshift to use: the caller's, else the cube's, else a clear error."""
+    if redshift is None:
+        redshift = cube.redshift
+    if redshift is None:
+        raise DataModelError(
+            f"{cube.name}: the cube has no redshift (MaNGA cube headers carry none); pass "
+            "redshift=..., read the cube with ifsrepr.read(path, redshift=z), or take it "
+            "from a catalogue (DRPall nsa_z)"
+        )
+    redshift = float(redshift)
+    if not np.isfinite(redshift) or redshift <= -1:
+        raise DataModelError(f"{cube.name}: invalid redshift {redshift}")
+    return redshift
+
+
+def covered_lines(
+    cube: IFSCube,
+    lines: Sequence[EmissionLine],
+    redshift: float,
+    margin_kms: float,
+) -> np.ndarray:
+    """Boolean per line: whether the line and ``margin_kms`` either side lie on the grid.
+
+    Warns `LineCoverageWarning` naming the lines that do not.
+    """
+    wave = cube.spectral_axis.to_value(u.AA)
+    lo, hi = wave.min(), wave.max()
+    factor = margin_kms / 299792.458
+    inside = np.array(
+        [
+            lo <= line.rest_wavelength.to_value(u.AA) * (1 + redshift) * (1 - factor)
+            and line.rest_wavelength.to_value(u.AA) * (1 + redshift) * (1 + factor) <= hi
+            for line in lines
+        ]
+    )
+    if not inside.all():
+        names = ", ".join(line.name for line, ok in zip(lines, inside, strict=True) if not ok)
+        warnings.warn(
+            f"{cube.name}: at z={redshift:.4f} these lines fall outside the cube's "
+            f"{lo:.0f}-{hi:.0f} Å range and are masked: {names}",
+            LineCoverageWarning,
+            stacklevel=3,
+        )
+    return inside
+
+
+def build_stack(
+    cube: IFSCube,
+    lines: Sequence[EmissionLine],
+    flux: np.ndarray,
+    ivar: np.ndarray,
+    mask: np.ndarray,
+    redshift: float,
+    settings: dict[str, Any],
+) -> LineStack:
+    """Wrap extracted ``(n_lines, ny, nx)`` arrays as a `LineStack` in integrated-flux units."""
+    # Flux density per Angstrom integrated over Angstrom: astropy cancels the
+    # wavelength units, leaving e.g. MaNGA's 1e-17 erg/s/cm2/spaxel.
+    unit = cube.unit * u.AA
+    meta = dict(cube.meta)
+    meta["extraction"] = settings
+    return LineStack(
+        lines,
+        flux.astype(np.float32),
+        unit,
+        ivar.astype(np.float32),
+        mask,
+        wcs=cube.wcs,
+        redshift=redshift,
+        meta=meta,
+    )
