@@ -115,9 +115,13 @@ def band_integrals(
             - (moment_weight * position).sum(axis=0) * red
         )
         moment = (np.nan_to_num(moment_coefficients, nan=0.0) * values).sum(axis=0)
-    with np.errstate(divide="ignore"):
-        variance_terms = np.where(coefficients != 0, coefficients**2 / ivar, 0.0)
-    variance = variance_terms.sum(axis=0)
+    needed = coefficients != 0
+    measured = needed & (ivar > 0)
+    variance_terms = np.divide(
+        coefficients**2, ivar, out=np.zeros_like(coefficients), where=measured
+    )
+    # A channel the flux depends on but whose variance is unknown: no ivar.
+    variance = np.where((needed & ~measured).any(axis=0), np.inf, variance_terms.sum(axis=0))
 
     bad_in_passband = ((inside > 0) & ~usable).any(axis=0)
     masked = (
