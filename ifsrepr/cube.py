@@ -12,7 +12,46 @@ from astropy.wcs import WCS
 from ._wcs import celestial_wcs, check_wcs_shape
 from .exceptions import DataModelError
 
-__all__ = ["IFSCube"]
+__all__ = ["IFSCube", "BitmaskView"]
+
+
+class BitmaskView:
+    """A boolean view of an integer bitmask, evaluated only where it is sliced.
+
+    Readers of bit-masked surveys pass one as ``IFSCube(mask=...)`` so a
+    memory-mapped MASK extension is not read in full: slicing returns
+    ``(bits[key] & flags) != 0``.
+
+    Parameters
+    ----------
+    bits : array-like of int
+        The survey's mask values (may be a memory map).
+    flags : int
+        The bits that mean "do not use".
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ifsrepr.cube import BitmaskView
+    >>> view = BitmaskView(np.array([0, 1, 1024, 2]), 1 | 1024)
+    >>> view[:]
+    array([False,  True,  True, False])
+    """
+
+    dtype = np.dtype(bool)
+
+    def __init__(self, bits, flags: int) -> None:
+        self.bits = bits
+        self.flags = int(flags)
+        self.shape = tuple(bits.shape)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key) -> np.ndarray:
+        return (np.asarray(self.bits[key]) & self.flags) != 0
+
+    def __array__(self, dtype=None, copy=None):
+        values = self[...]
+        return values if dtype is None else values.astype(dtype)
 
 
 def _as_array(value: Any, what: str) -> np.ndarray:
@@ -38,9 +77,9 @@ class IFSCube:
     ivar : array or `~astropy.units.Quantity`, optional
         Inverse variance, same shape as ``flux``, in the inverse square of the
         flux unit (a plain array is taken to be in that unit). Defaults to ones.
-    mask : array of bool, optional
+    mask : array of bool or `BitmaskView`, optional
         True where a value must not be used. Defaults to no mask. Non-finite
-        flux or ivar values are always added to the mask.
+        flux, and ivar that is not positive, are always treated as masked.
     wcs : `~astropy.wcs.WCS` or `~astropy.io.fits.Header`, optional
         Celestial WCS of the spatial axes (a 3-D WCS is reduced to it).
     redshift : float, optional
@@ -110,7 +149,7 @@ class IFSCube:
 
         ivar_unit = self._unit**-2
         if ivar is None:
-            ivar_array = np.ones(shape, dtype=flux_array.dtype)
+            ivar_array = np.broadcast_to(np.ones(1, dtype=flux_array.dtype), shape)
         else:
             if isinstance(ivar, u.Quantity):
                 try:
@@ -123,25 +162,23 @@ class IFSCube:
             ivar_array = _as_array(ivar, "ivar")
             if ivar_array.shape != shape:
                 raise DataModelError(f"ivar shape {ivar_array.shape} != flux shape {shape}")
-            if np.any(ivar_array < 0):
-                raise DataModelError("ivar has negative values")
         self._ivar = ivar_array
 
         if mask is None:
-            mask_array = np.zeros(shape, dtype=bool)
+            mask_array = None
         else:
-            mask_array = np.asarray(mask)
+            mask_array = mask if isinstance(mask, BitmaskView) else np.asarray(mask)
             if mask_array.shape != shape:
                 raise DataModelError(f"mask shape {mask_array.shape} != flux shape {shape}")
             if mask_array.dtype != bool:
                 raise DataModelError(
                     f"mask must be boolean (True = do not use), got dtype {mask_array.dtype}; "
-                    "convert survey bitmasks first"
+                    "convert survey bitmasks first (or wrap them in ifsrepr.cube.BitmaskView)"
                 )
-        bad_values = ~np.isfinite(flux_array) | ~np.isfinite(ivar_array)
-        if bad_values.any():
-            mask_array = mask_array | bad_values
-        self._mask = mask_array
+        # Values are not scanned here: a memory-mapped cube stays unread until
+        # a slab of channels is asked for (see channel_slab).
+        self._given_mask = mask_array
+        self._full_mask: np.ndarray | None = None
 
         self._wcs = celestial_wcs(wcs, what="IFSCube wcs")
         check_wcs_shape(self._wcs, shape[1:], "IFSCube")
@@ -161,8 +198,48 @@ class IFSCube:
 
     @property
     def mask(self) -> np.ndarray:
-        """Boolean mask, True where a value must not be used."""
-        return self._mask
+        """Boolean mask, True where a value must not be used.
+
+        Includes non-finite flux and non-positive or non-finite ivar. Computed
+        on first access (for a memory-mapped cube this reads every value).
+        """
+        if self._full_mask is None:
+            self._full_mask = self._combined_mask(slice(None))
+        return self._full_mask
+
+    def _combined_mask(self, channels: slice) -> np.ndarray:
+        flux = self._flux[channels]
+        ivar = self._ivar[channels]
+        bad = ~np.isfinite(flux) | ~(ivar > 0) | ~np.isfinite(ivar)
+        if self._given_mask is not None:
+            bad |= np.asarray(self._given_mask[channels], dtype=bool)
+        return bad
+
+    def channel_slab(self, start: int, stop: int, dtype=np.float64):
+        """Flux, ivar and usable-flags of channels ``start:stop``, one column per spaxel.
+
+        Only those channels are read (memory-mapped cubes stay lazy), and
+        they come back in native byte order, ready for vectorised work.
+
+        Returns
+        -------
+        wave : array, shape (K,)
+            Wavelengths in Angstrom.
+        flux, ivar : array, shape (K, ny * nx)
+            Values; zero where not usable.
+        usable : bool array, shape (K, ny * nx)
+            False where masked, non-finite, or with ivar <= 0.
+        """
+        channels = slice(start, stop)
+        n = stop - start
+        bad = self._combined_mask(channels).reshape(n, -1)
+        # np.array copies, so zeroing bad values never touches the cube itself.
+        flux = np.array(self._flux[channels], dtype=dtype).reshape(n, -1)
+        ivar = np.array(self._ivar[channels], dtype=dtype).reshape(n, -1)
+        flux[bad] = 0.0
+        ivar[bad] = 0.0
+        wave = self._spectral_axis.value[channels]
+        return wave, flux, ivar, ~bad
 
     @property
     def spectral_axis(self) -> u.Quantity:
@@ -246,7 +323,7 @@ class IFSCube:
             spectral_axis=self.spectral_axis,
             spectral_axis_index=0,
             uncertainty=InverseVariance(self._ivar, unit=self._unit**-2),
-            mask=self._mask,
+            mask=self.mask,
             meta=dict(self.meta, redshift=self.redshift),
         )
 
@@ -268,7 +345,7 @@ class IFSCube:
         from spectral_cube.masks import BooleanArrayMask
 
         wcs3d = self._spectral_wcs()
-        mask = BooleanArrayMask(~self._mask, wcs=wcs3d)
+        mask = BooleanArrayMask(~self.mask, wcs=wcs3d)
         return SpectralCube(data=self.flux, wcs=wcs3d, mask=mask, meta=dict(self.meta))
 
     def _spectral_wcs(self) -> WCS:

@@ -29,6 +29,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from ..cube import IFSCube
+from ..exceptions import DataModelError
 from ..lines import EmissionLine, dap_line_table
 from ..linestack import LineStack
 from ..plugins import hookimpl
@@ -185,18 +186,12 @@ class GaussianExtractor:
         """Fit ``lines`` in every spaxel of ``cube``."""
         redshift = resolve_redshift(cube, redshift)
         wave = cube.spectral_axis.to_value(u.AA)
-        flux = cube.flux.value
-        ivar = cube.ivar.value
-        mask = cube.mask
         if wave[0] > wave[-1]:
-            wave, flux, ivar, mask = wave[::-1], flux[::-1], ivar[::-1], mask[::-1]
+            raise DataModelError(
+                f"{cube.name}: the gaussian extractor needs increasing wavelengths"
+            )
         edges = channel_edges(wave)
-        n_wave, ny, nx = flux.shape
-        flux2d = flux.reshape(n_wave, -1)
-        ivar2d = ivar.reshape(n_wave, -1)
-        usable2d = ~mask.reshape(n_wave, -1) & (ivar2d > 0) & np.isfinite(flux2d)
-        has_data = usable2d.any(axis=0)
-        spaxels = np.flatnonzero(has_data)
+        n_wave, ny, nx = cube.shape
 
         start = np.zeros(ny * nx)
         if velocity is not None:
@@ -220,10 +215,13 @@ class GaussianExtractor:
             hi = min(np.searchsorted(wave, hi_wave), n_wave)
             if hi - lo < 2 * len(group) + 4:
                 continue  # off the grid; those lines stay masked
-            sub_wave = wave[lo:hi]
+            sub_wave, slab_flux, slab_ivar, slab_usable = cube.channel_slab(lo, hi)
             sub_edges = edges[lo : hi + 1]
-            data = np.where(usable2d[lo:hi], flux2d[lo:hi], 0.0).T[spaxels].astype(float)
-            weight = np.where(usable2d[lo:hi], ivar2d[lo:hi], 0.0).T[spaxels].astype(float)
+            spaxels = np.flatnonzero(slab_usable.any(axis=0))
+            if spaxels.size == 0:
+                continue
+            data = slab_flux.T[spaxels]
+            weight = slab_ivar.T[spaxels]
 
             def chi2_of(
                 v, s, rows, data=data, weight=weight, centres=centres, grid=(sub_wave, sub_edges)
@@ -235,8 +233,8 @@ class GaussianExtractor:
             v0 = start[spaxels]
             free_velocity = np.ones(spaxels.size, dtype=bool)
             if tied_velocity is not None:
-                known = np.isfinite(tied_velocity)
-                v0 = np.where(known, tied_velocity, v0)
+                known = np.isfinite(tied_velocity[spaxels])
+                v0 = np.where(known, tied_velocity[spaxels], v0)
                 free_velocity = ~known
             best_v, best_s = v0.copy(), np.zeros(spaxels.size)
             for free in (True, False):
@@ -269,8 +267,9 @@ class GaussianExtractor:
                     out_flux[i, spaxels] = np.where(ok, coefficients[:, k], 0.0)
                     out_ivar[i, spaxels] = np.where(ok, 1.0 / variances[:, k], 0.0)
                     out_mask[i, spaxels] = ~ok
-                if tied_velocity is None and any(abs(centre - 6564.608) < 1 for _ in [0]):
-                    tied_velocity = np.where(ok, best_v, np.nan)
+                if tied_velocity is None and abs(centre - 6564.608) < 1:
+                    tied_velocity = np.full(ny * nx, np.nan)
+                    tied_velocity[spaxels] = np.where(ok, best_v, np.nan)
         settings: dict[str, Any] = {
             "method": self.name,
             "blend_angstrom": blend,

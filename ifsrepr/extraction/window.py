@@ -42,7 +42,18 @@ __all__ = ["WindowExtractor", "DEFAULT_SIDEBANDS_KMS"]
 DEFAULT_SIDEBANDS_KMS = ((-2500.0, -1500.0), (1500.0, 2500.0))
 
 
-def _velocity_field(cube, velocity, redshift, wave, edges, flux2d, ivar2d, good2d):
+def _merged_windows(windows: list[tuple[int, int] | None]) -> list[tuple[int, int]]:
+    """Merge overlapping channel ranges, so shared channels are read once."""
+    merged: list[list[int]] = []
+    for lo, hi in sorted(w for w in windows if w is not None):
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    return [(lo, hi) for lo, hi in merged]
+
+
+def _velocity_field(cube, velocity, redshift, edges):
     """Resolve the ``velocity`` option to a (ny, nx) array in km/s, and a label for it."""
     ny, nx = cube.spatial_shape
     if velocity is None or (isinstance(velocity, str) and velocity == "systemic"):
@@ -53,14 +64,12 @@ def _velocity_field(cube, velocity, redshift, wave, edges, flux2d, ivar2d, good2
                 f"velocity must be 'halpha', 'systemic', None or an array, got {velocity!r}"
             )
         observed = HALPHA * (1 + redshift)
-        lo = np.searchsorted(wave, observed * (1 - 4000 / SPEED_OF_LIGHT_KMS))
-        hi = np.searchsorted(wave, observed * (1 + 4000 / SPEED_OF_LIGHT_KMS))
+        lo = max(np.searchsorted(edges, observed * (1 - 4000 / SPEED_OF_LIGHT_KMS)) - 1, 0)
+        hi = min(np.searchsorted(edges, observed * (1 + 4000 / SPEED_OF_LIGHT_KMS)), cube.shape[0])
         if hi - lo < 10:
             return np.zeros((ny, nx)), "systemic (Hα outside the cube)"
-        field = estimate_velocity(
-            wave[lo:hi], edges[lo : hi + 1], flux2d[lo:hi], ivar2d[lo:hi], good2d[lo:hi],
-            redshift, (ny, nx),
-        )  # fmt: skip
+        wave, flux, ivar, usable = cube.channel_slab(lo, hi)
+        field = estimate_velocity(wave, edges[lo : hi + 1], flux, ivar, usable, redshift, (ny, nx))
         return field, "halpha"
     field = velocity.to_value(u.km / u.s) if isinstance(velocity, u.Quantity) else velocity
     field = np.broadcast_to(np.asarray(field, dtype=float), (ny, nx))
@@ -100,44 +109,43 @@ class WindowExtractor:
             raise DataModelError(f"half_width must be positive, got {half_width}")
 
         wave = cube.spectral_axis.to_value(u.AA)
-        flux = cube.flux.value
-        ivar = cube.ivar.value
-        mask = cube.mask
-        if wave[0] > wave[-1]:  # the engine wants increasing wavelength
-            wave, flux, ivar, mask = wave[::-1], flux[::-1], ivar[::-1], mask[::-1]
+        if wave[0] > wave[-1]:
+            raise DataModelError(f"{cube.name}: the window extractor needs increasing wavelengths")
         edges = channel_edges(wave)
-        n_wave, ny, nx = flux.shape
-        flux2d = flux.reshape(n_wave, ny * nx)
-        ivar2d = ivar.reshape(n_wave, ny * nx)
-        good2d = ~mask.reshape(n_wave, ny * nx)
+        n_wave, ny, nx = cube.shape
 
-        velocity_field, velocity_source = _velocity_field(
-            cube, velocity, redshift, wave, edges, flux2d, ivar2d, good2d
-        )
+        velocity_field, velocity_source = _velocity_field(cube, velocity, redshift, edges)
         shift = (1.0 + redshift) * (1.0 + velocity_field.ravel() / SPEED_OF_LIGHT_KMS)
         bands = [self._rest_bands(line, half_width) for line in lines]
         inside = covered_lines(cube, lines, redshift, 0.0)
 
+        # The channels each line needs, for the whole range of velocities.
+        windows: list[tuple[int, int] | None] = []
+        for (_, _, _), blue, red in bands:
+            lo = max(np.searchsorted(edges, blue[0] * shift.min(), side="right") - 1, 0)
+            hi = min(np.searchsorted(edges, red[1] * shift.max(), side="left"), n_wave)
+            windows.append((int(lo), int(hi)) if hi > lo else None)
+
         out_flux = np.zeros((len(lines), ny * nx))
         out_ivar = np.zeros((len(lines), ny * nx))
         out_mask = np.ones((len(lines), ny * nx), dtype=bool)
-        for i, (rest, blue, red) in enumerate(bands):
-            if not inside[i]:
-                continue
-            lo_wave = blue[0] * shift.min()
-            hi_wave = red[1] * shift.max()
-            lo = max(np.searchsorted(edges, lo_wave, side="right") - 1, 0)
-            hi = min(np.searchsorted(edges, hi_wave, side="left"), n_wave)
-            out_flux[i], out_ivar[i], out_mask[i] = band_integrals(
-                wave[lo:hi],
-                edges[lo : hi + 1],
-                flux2d[lo:hi].astype(float),
-                ivar2d[lo:hi].astype(float),
-                good2d[lo:hi],
-                (rest[1] * shift, rest[2] * shift),
-                (blue[0] * shift, blue[1] * shift),
-                (red[0] * shift, red[1] * shift),
-            )
+        needed = [window if ok else None for window, ok in zip(windows, inside, strict=True)]
+        for start, stop in _merged_windows(needed):
+            slab_wave, slab_flux, slab_ivar, slab_usable = cube.channel_slab(start, stop)
+            for i, (rest, blue, red) in enumerate(bands):
+                if not inside[i] or windows[i] is None or not start <= windows[i][0] < stop:
+                    continue
+                part = slice(windows[i][0] - start, windows[i][1] - start)
+                out_flux[i], out_ivar[i], out_mask[i] = band_integrals(
+                    slab_wave[part],
+                    edges[windows[i][0] : windows[i][1] + 1],
+                    slab_flux[part],
+                    slab_ivar[part],
+                    slab_usable[part],
+                    (rest[1] * shift, rest[2] * shift),
+                    (blue[0] * shift, blue[1] * shift),
+                    (red[0] * shift, red[1] * shift),
+                )
         settings: dict[str, Any] = {
             "method": self.name,
             "half_width_kms": half_width,
