@@ -19,7 +19,7 @@ from astropy.wcs import WCS
 from ._atomic import atomic_path
 from ._wcs import celestial_wcs, check_wcs_shape
 from .exceptions import DataModelError, FileFormatError, UnknownNameError
-from .lines import EmissionLine, check_unique_names
+from .lines import EmissionLine, check_unique_names, find_line
 from .units import parse_bunit, unit_to_string
 
 __all__ = ["LineStack"]
@@ -241,11 +241,14 @@ class LineStack:
             try:
                 i = self.index(label)
             except UnknownNameError:
-                if missing == "raise" or not isinstance(item, EmissionLine):
+                # A missing line given by name is masked too if the DAP table knows it
+                # (so select(MANGA19, missing="mask") works like the line set does).
+                line = item if isinstance(item, EmissionLine) else find_line(item)
+                if missing == "raise" or line is None:
                     raise
                 rows.append(None)
-                lines.append(item)
-                absent.append(item.name)
+                lines.append(line)
+                absent.append(line.name)
                 continue
             rows.append(i)
             lines.append(self.lines[i])
@@ -293,10 +296,8 @@ class LineStack:
         primary.header["FORMAT"] = (FILE_FORMAT, "ifsrepr emission-line stack")
         primary.header["FMTVERS"] = (FILE_VERSION, "format version")
         primary.header["NLINES"] = len(self)
-        primary.header["REDSHIFT"] = (
-            np.nan if self.redshift is None else self.redshift,
-            "NaN if unknown",
-        )
+        if self.redshift is not None:  # FITS headers cannot hold NaN: absent = unknown
+            primary.header["REDSHIFT"] = (self.redshift, "galaxy redshift")
         image_header = self.wcs.to_header() if self.wcs is not None else fits.Header()
         for i, line in enumerate(self.lines, start=1):
             image_header[f"L{i:03d}"] = (line.name, f"line of plane {i}")
@@ -354,14 +355,15 @@ class LineStack:
                         f"{path}: written by a newer ifsrepr (format {header['FMTVERS']})"
                     )
                 flux_hdu = hdus["FLUX"]
-                flux = flux_hdu.data
-                ivar = hdus["IVAR"].data
+                # FITS is big-endian; hand out native arrays (torch refuses the others).
+                flux = _native(flux_hdu.data)
+                ivar = _native(hdus["IVAR"].data)
                 mask = hdus["MASK"].data.astype(bool)
                 unit = parse_bunit(flux_hdu.header["BUNIT"], filename=str(path))
                 line_rows = Table.read(hdus["LINES"])
                 meta_rows = Table.read(hdus["META"])
                 wcs = celestial_wcs(flux_hdu.header) if flux_hdu.header.get("CTYPE1") else None
-                redshift = header["REDSHIFT"]
+                redshift = header.get("REDSHIFT")
         except FileFormatError:
             raise
         except (OSError, KeyError, ValueError, TypeError) as exc:
@@ -385,7 +387,7 @@ class LineStack:
             ivar,
             mask,
             wcs,
-            None if np.isnan(redshift) else float(redshift),
+            None if redshift is None else float(redshift),
             meta,
         )
 
@@ -409,6 +411,10 @@ class LineStack:
         )
 
     __hash__ = None  # mutable container of arrays
+
+
+def _native(array: np.ndarray) -> np.ndarray:
+    return np.asarray(array, dtype=array.dtype.newbyteorder("="))
 
 
 def _optional_band(values: np.ndarray) -> tuple[float, float] | None:

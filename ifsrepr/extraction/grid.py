@@ -30,7 +30,7 @@ def channel_edges(wave: np.ndarray) -> np.ndarray:
     >>> from ifsrepr.extraction.grid import channel_edges
     >>> wave = 10 ** (np.log10(3621.59598486) + 1e-4 * np.arange(4563))
     >>> widths = np.diff(channel_edges(wave))
-    >>> round(widths[0], 3), round(widths[-1], 3)
+    >>> round(float(widths[0]), 3), round(float(widths[-1]), 3)
     (0.834, 2.384)
     """
     wave = np.asarray(wave, dtype=float)

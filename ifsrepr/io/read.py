@@ -51,7 +51,9 @@ def read_primary_header(path: str | os.PathLike) -> fits.Header | None:
                 warnings.simplefilter("ignore", fits.verify.VerifyWarning)
                 return fits.Header.fromfile(stream, padding=True)
     except (OSError, EOFError, zlib.error) as exc:
-        raise FileFormatError(f"{path}: cannot read the file header ({exc})") from None
+        raise FileFormatError(
+            f"{path}: cannot read the file header; the file may be truncated or corrupt ({exc})"
+        ) from None
     except ValueError as exc:
         raise FileFormatError(f"{path}: the FITS primary header is corrupt ({exc})") from None
 

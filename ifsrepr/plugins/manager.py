@@ -106,7 +106,9 @@ def load_registries(extra_plugins: dict[str, object] | None = None) -> PluginReg
     try:
         manager.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {exc.plugin!r} implements an unknown hook: {exc}") from exc
+        # exc.plugin is the plugin object (a module, an instance); report its name.
+        name = manager.get_name(exc.plugin) or repr(exc.plugin)
+        raise PluginError(f"plugin {name!r} implements an unknown hook: {exc}") from exc
 
     registries = PluginRegistries(plugin_manager=manager)
     distributions = _distributions(manager)
