@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -341,8 +342,12 @@ class IFSCube:
             If the cube has no celestial WCS or its spectral grid is neither
             linear nor logarithmic.
         """
-        from spectral_cube import SpectralCube
-        from spectral_cube.masks import BooleanArrayMask
+        with warnings.catch_warnings():
+            # spectral-cube 0.7 warns about a numpy/astropy deprecation on import.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            from spectral_cube import SpectralCube
+            from spectral_cube.masks import BooleanArrayMask
 
         wcs3d = self._spectral_wcs()
         mask = BooleanArrayMask(~self.mask, wcs=wcs3d)
