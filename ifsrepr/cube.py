@@ -124,9 +124,7 @@ class IFSCube:
             )
         flux_array = _as_array(flux, "flux")
         if flux_array.ndim != 3:
-            raise DataModelError(
-                f"flux must be 3-D (n_wave, ny, nx), got shape {flux_array.shape}"
-            )
+            raise DataModelError(f"flux must be 3-D (n_wave, ny, nx), got shape {flux_array.shape}")
         self._unit = flux.unit
         self._flux = flux_array
         shape = flux_array.shape

@@ -163,7 +163,7 @@ def download_pretrained(
             raise PretrainedNotAvailableError(
                 f"the weights of {name!r} are not in the cache ({target}) and downloads are "
                 f"off (local_files_only=True or {OFFLINE_VARIABLE}=1). On a machine with a "
-                f"network run: python -c \"import ifsrepr.hub as h; "
+                f'network run: python -c "import ifsrepr.hub as h; '
                 f"h.download_pretrained('{name}')\", then copy its cache "
                 f"(set {CACHE_VARIABLE} to choose where) to this machine"
             )

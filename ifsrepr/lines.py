@@ -117,9 +117,7 @@ def _parse_dap_par(text: str, source: str) -> list[EmissionLine]:
         blue = tuple(float(v) for v in match["blue"].split())
         red = tuple(float(v) for v in match["red"].split())
         lines.append(
-            EmissionLine(
-                f"{match['species']}-{int(wave)}", wave * u.AA, blueside=blue, redside=red
-            )
+            EmissionLine(f"{match['species']}-{int(wave)}", wave * u.AA, blueside=blue, redside=red)
         )
     return lines
 

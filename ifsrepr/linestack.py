@@ -204,9 +204,7 @@ class LineStack:
         if matches:
             options = ", ".join(names[i] for i in matches)
             raise UnknownNameError(f"{name!r} is ambiguous in {self.name}: {options}")
-        raise UnknownNameError(
-            f"{self.name} has no line {name!r}; lines: {', '.join(names)}"
-        )
+        raise UnknownNameError(f"{self.name} has no line {name!r}; lines: {', '.join(names)}")
 
     def __getitem__(self, name: str) -> u.Quantity:
         """The map of one line as a masked `~astropy.units.Quantity`."""

@@ -20,8 +20,8 @@ from astropy.io import fits
 
 from ..bitmask import flagged
 from ..exceptions import FileFormatError
-from ..linestack import LineStack
 from ..lines import EmissionLine, find_line
+from ..linestack import LineStack
 from ..plugins import hookimpl
 from ..units import parse_bunit
 from ._fits import header_meta, open_fits

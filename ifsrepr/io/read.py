@@ -63,13 +63,18 @@ def identify_readers(path: str | os.PathLike, header: fits.Header | None = None)
 
     An exception inside a reader's ``identify`` is reported as a warning
     naming the reader (so a broken plugin is visible) and counts as "no".
+    Readers with a true ``fallback`` attribute (generic formats, such as
+    ``fits-cube``) are dropped when any other reader claims the file.
     """
     path = Path(path)
     claims = []
+    fallbacks = set()
     for registration in get_readers().registrations():
         try:
             if registration.item.identify(path, header):
                 claims.append(registration.name)
+                if getattr(registration.item, "fallback", False):
+                    fallbacks.add(registration.name)
         except Exception as exc:
             warnings.warn(
                 f"reader {registration.name!r} (plugin {registration.plugin!r}) failed to "
@@ -77,7 +82,9 @@ def identify_readers(path: str | os.PathLike, header: fits.Header | None = None)
                 RuntimeWarning,
                 stacklevel=2,
             )
-    return claims
+    # Generic readers (fallback = True) give way to any specific reader.
+    specific = [name for name in claims if name not in fallbacks]
+    return specific or claims
 
 
 def read(

@@ -43,6 +43,9 @@ def ifsrepr_register_readers(register):
         ``read(path, **options) -> IFSCube | LineStack``
             Read the file. Raise `ifsrepr.FileFormatError` naming the file for
             bad input.
+        ``fallback`` : bool, optional
+            True for a generic reader whose claim gives way when a more
+            specific reader also claims the file.
     """
 
 

@@ -39,7 +39,10 @@ class Registry(Generic[T]):
     """
 
     def __init__(
-        self, kind: str, required: tuple[str, ...] = ("name",), data_attributes: tuple[str, ...] = ()
+        self,
+        kind: str,
+        required: tuple[str, ...] = ("name",),
+        data_attributes: tuple[str, ...] = (),
     ) -> None:
         self.kind = kind
         self._required = required
@@ -51,8 +54,7 @@ class Registry(Generic[T]):
         missing = [attr for attr in self._required if not hasattr(item, attr)]
         if missing:
             raise PluginError(
-                f"plugin {plugin!r} registered a {self.kind} {item!r} without "
-                f"{', '.join(missing)}"
+                f"plugin {plugin!r} registered a {self.kind} {item!r} without {', '.join(missing)}"
             )
         name = item.name
         if not isinstance(name, str) or not name:
@@ -64,7 +66,8 @@ class Registry(Generic[T]):
         ]
         if not_callable:
             raise PluginError(
-                f"plugin {plugin!r}: {self.kind} {name!r} has non-callable {', '.join(not_callable)}"
+                f"plugin {plugin!r}: {self.kind} {name!r} has non-callable "
+                f"{', '.join(not_callable)}"
             )
         if name in self._entries:
             first = self._entries[name]

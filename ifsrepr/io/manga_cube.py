@@ -1,0 +1,376 @@
+"""Reader plugin ``manga-cube``: MaNGA DRP LOGCUBE and LINCUBE files -> `~ifsrepr.IFSCube`.
+
+Reads the DR17 layout (DRP v3_1_1: ``FLUX, IVAR, MASK, LSFPOST, LSFPRE, WAVE,
+...``) and the older DR13-DR16 layouts (``DISP``/``PREDISP`` or no LSF
+extensions, ``MNGTRG1`` instead of ``MNGTARG1``, ``RADESYSA``), gzipped or not.
+
+What it reads, and why only that
+--------------------------------
+Only ``FLUX``, ``IVAR``, ``MASK`` and ``WAVE``. A 127-fibre DR17 cube holds
+five 74x74x4563 arrays (about 500 MB decompressed); the LSF cubes, the
+broad-band images, the PSFs and the correlation tables are not needed to
+build an `IFSCube`. Uncompressed files are memory-mapped (the arrays come
+back read-only, in FITS big-endian byte order, and are paged in when used);
+``.fits.gz`` files are decompressed in one streaming pass with ``isal`` and
+the pass stops right after ``WAVE`` (the LSF cubes that sit between ``MASK``
+and ``WAVE`` in DR17 are decompressed and dropped, never held).
+
+Decisions
+---------
+Mask
+    A voxel is masked where the DRP set ``DONOTUSE`` or ``NOCOV`` in
+    ``MANGA_DRP3PIXMASK`` (``mask_flags=`` chooses other flags). ``DONOTUSE``
+    is the DRP's own summary of the flags that make a voxel unusable
+    (``LOWCOV``, ``DEADFIBER``, ``FORESTAR`` all come with it); ``NOCOV`` is
+    added because no fibre covers the voxel, whatever else is set. Voxels
+    whose flux is not finite, or whose inverse variance is not positive and
+    finite, are masked as well: a value without a usable noise estimate
+    cannot be weighted honestly. specutils' ``"MaNGA cube"`` loader masks
+    every non-zero bit instead; the two agree on files where only
+    ``DONOTUSE``-carrying flags are set, as in real DRP output.
+Wavelengths
+    From the ``WAVE`` extension (vacuum Angstrom), checked against the
+    header's spectral WCS (``CTYPE3 = 'WAVE-LOG'`` for LOGCUBE, ``'WAVE'`` for
+    LINCUBE): a disagreement of more than 1% of a channel width anywhere is a
+    `WavelengthMismatchError` naming the file. ``wavelength="wcs"`` uses the
+    header WCS instead (and does not read ``WAVE``); ``check_wavelength=False``
+    skips the check.
+Redshift
+    DRP cube headers carry no redshift (it lives in DRPall's ``nsa_z``), so
+    the cube's ``redshift`` is None unless passed: ``read(path, redshift=z)``.
+
+Bad input
+---------
+==========================================  =============================================
+Truncated or corrupt ``.fits.gz``           `TruncatedFileError` (names file and extension)
+No ``FLUX`` or no ``IVAR`` extension        `MissingExtensionError`
+No ``MASK`` extension                       `CubeReadWarning`; only non-finite and
+                                            zero-weight voxels are masked
+``WAVE`` disagrees with the header WCS      `WavelengthMismatchError`
+NaN or infinite ``FLUX``/``IVAR`` values    masked, with a `CubeReadWarning` counting them
+                                            (the DRP never writes them)
+``IVAR`` zero everywhere                    `NoValidDataError`: no voxel can be weighted
+Negative ``IVAR``                           `ifsrepr.FileFormatError`
+Unknown ``BUNIT``                           `UnknownUnitError` (pass ``unit=`` to override)
+``DRP3QUAL`` has ``CRITICAL`` set           `CubeReadWarning` (the DRP says do not use)
+==========================================  =============================================
+
+All the errors derive from `ifsrepr.FileFormatError` (so from
+`ifsrepr.IFSReprError`) and their messages start with the file name.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import astropy.units as u
+import numpy as np
+from astropy.io import fits
+
+from ..bitmask import bit_value, mask_bits
+from ..cube import IFSCube
+from ..exceptions import DataModelError, FileFormatError
+from ..plugins import hookimpl
+from ._fits import header_meta
+from .fits_cube import (
+    CubeReadWarning,
+    FitsStream,
+    MissingExtensionError,
+    NoValidDataError,
+    TruncatedFileError,
+    UnknownUnitError,
+    WavelengthMismatchError,
+    _flux_unit,
+    make_wcs,
+    spectral_axis_from_wcs,
+)
+
+__all__ = [
+    "CubeReadWarning",
+    "MangaCubeReader",
+    "MissingExtensionError",
+    "NoValidDataError",
+    "TruncatedFileError",
+    "UnknownUnitError",
+    "WavelengthMismatchError",
+]
+
+#: Primary-header keys copied into ``meta`` (lower-cased).
+_META_KEYS = (
+    "PLATEIFU", "MANGAID", "PLATEID", "IFUDSGN", "OBJRA", "OBJDEC", "IFURA", "IFUDEC",
+    "CENRA", "CENDEC", "EBVGAL", "DRP3QUAL", "VERSDRP2", "VERSDRP3", "NEXP", "EXPTIME",
+    "MJDMED", "DATE-OBS", "SRVYMODE", "PLATETYP", "MNGTARG1", "MNGTARG2", "MNGTARG3",
+    "IFUGLON", "IFUGLAT", "OBJGLON", "OBJGLAT", "GFWHM", "RFWHM", "IFWHM", "ZFWHM",
+    "SEEMED", "AIRMSMED", "TRANSMED", "BLUESN2", "REDSN2",
+)  # fmt: skip
+#: DR13-era spellings of keys renamed later, mapped to the current meta name.
+_OLD_KEYS = {"MNGTRG1": "mngtarg1", "MNGTRG2": "mngtarg2", "MNGTRG3": "mngtarg3"}
+
+#: Fraction of a channel width by which WAVE may differ from the header WCS. The
+#: DRP's own files agree to about 2e-4 of a channel (astropy's WAVE-LOG vs WAVE).
+WAVE_TOLERANCE = 0.01
+
+_DEFAULT_MASK_FLAGS = ("DONOTUSE", "NOCOV")
+
+
+def _is_manga_drp(header: fits.Header) -> bool:
+    telescope = str(header.get("TELESCOP", "")).strip().upper()
+    instrument = str(header.get("INSTRUME", "")).strip().upper()
+    return telescope.startswith("SDSS 2.5") and instrument == "MANGA"
+
+
+class MangaCubeReader:
+    """Read a MaNGA DRP ``LOGCUBE`` or ``LINCUBE`` (see the module docstring).
+
+    Options of `read`
+    -----------------
+    redshift : float, optional
+        The galaxy's redshift (DRPall ``nsa_z``); cube headers carry none.
+    wavelength : {"WAVE", "wcs"}
+        Take the wavelengths from the ``WAVE`` extension (default, checked
+        against the header WCS) or from the header WCS.
+    check_wavelength : bool
+        Check ``WAVE`` against the header WCS (default True).
+    mask_flags : iterable of str
+        ``MANGA_DRP3PIXMASK`` flags that mask a voxel
+        (default ``("DONOTUSE", "NOCOV")``).
+    unit : str or astropy unit, optional
+        Flux unit overriding ``BUNIT``.
+    memmap : bool
+        Memory-map uncompressed files (default True).
+    """
+
+    name = "manga-cube"
+
+    def identify(self, path: Path, header: fits.Header | None) -> bool:
+        """A MaNGA DRP file (TELESCOP/INSTRUME) that is not a DAP product nor an RSS."""
+        if header is None or not _is_manga_drp(header):
+            return False
+        if "DAPFRMT" in header or "DAPTYPE" in header:
+            return False  # DAP MAPS and model cubes
+        if int(header.get("NAXIS", 0) or 0) != 0:
+            return False  # DRP cubes keep the primary HDU empty
+        # Row-stacked spectra share the primary header of cubes; only the name
+        # tells them apart (renamed cubes are still claimed).
+        return "RSS" not in Path(path).name.upper()
+
+    def read(
+        self,
+        path: str | os.PathLike,
+        *,
+        redshift: float | None = None,
+        wavelength: str = "WAVE",
+        check_wavelength: bool = True,
+        mask_flags: Iterable[str] = _DEFAULT_MASK_FLAGS,
+        unit: str | u.UnitBase | None = None,
+        memmap: bool = True,
+    ) -> IFSCube:
+        """Read flux, inverse variance, mask, wavelengths and WCS of a DRP cube."""
+        path = Path(path)
+        source = str(wavelength).upper()
+        if source not in ("WAVE", "WCS"):
+            raise ValueError(f"wavelength must be 'WAVE' or 'wcs', not {wavelength!r}")
+        flag_value = bit_value("MANGA_DRP3PIXMASK", *mask_flags)
+        wanted = {"FLUX", "IVAR", "MASK"} | ({"WAVE"} if source == "WAVE" else set())
+
+        arrays: dict[str, np.ndarray] = {}
+        headers: dict[str, fits.Header] = {}
+        primary = fits.Header()
+        with FitsStream(path, memmap=memmap) as stream:
+            for entry in stream:
+                if entry.index == 0:
+                    primary = entry.header
+                elif entry.name in wanted and entry.name not in arrays:
+                    if not entry.is_image:
+                        raise FileFormatError(f"{path}: the {entry.name} HDU is not an image")
+                    arrays[entry.name] = stream.read_data(entry)
+                    headers[entry.name] = entry.header
+                    if wanted <= arrays.keys():
+                        break  # do not decompress the images, PSFs and tables after WAVE
+
+        for required in ("FLUX", "IVAR"):
+            if required not in arrays:
+                raise MissingExtensionError(
+                    f"{path}: no {required} extension; a MaNGA cube needs FLUX and IVAR "
+                    f"(found: {', '.join(sorted(arrays)) or 'none of FLUX, IVAR, MASK, WAVE'})"
+                )
+        flux, ivar = arrays["FLUX"], arrays["IVAR"]
+        if flux.ndim != 3:
+            raise FileFormatError(
+                f"{path}: FLUX has shape {flux.shape}; a cube's is (n_wave, ny, nx) "
+                "(row-stacked spectra are not cubes)"
+            )
+        if ivar.shape != flux.shape:
+            raise FileFormatError(f"{path}: IVAR shape {ivar.shape} != FLUX shape {flux.shape}")
+        bits = arrays.get("MASK")
+        if bits is not None and bits.shape != flux.shape:
+            raise FileFormatError(f"{path}: MASK shape {bits.shape} != FLUX shape {flux.shape}")
+
+        flux_header = headers["FLUX"]
+        header_for_unit = flux_header if "BUNIT" in flux_header else primary
+        flux_unit = _flux_unit(path, header_for_unit, primary, unit)
+        wcs = make_wcs(flux_header)
+        if not wcs.has_celestial:
+            raise FileFormatError(f"{path}: the FLUX header has no celestial WCS")
+        n_wave = flux.shape[0]
+        wave, wave_source = self._wavelengths(
+            path, flux_header, wcs, n_wave, arrays.get("WAVE"), source, check_wavelength
+        )
+
+        mask = self._mask(path, flux, ivar, bits, flag_value, tuple(mask_flags))
+        meta = self._meta(primary, flux_header)
+        log_grid = "LOG" in str(flux_header.get("CTYPE3", "")).upper()
+        meta.update(
+            wave_source=wave_source,
+            wavelength_type="log" if log_grid else "linear",
+            vacuum_wavelengths=True,
+            mask_flags=list(mask_flags),
+        )
+        try:
+            return IFSCube(
+                flux << flux_unit,  # a view, never a copy of a memory-mapped cube
+                wave,
+                ivar=ivar,
+                mask=mask,
+                wcs=wcs.celestial,
+                redshift=redshift,
+                meta=meta,
+            )
+        except DataModelError as exc:
+            raise FileFormatError(f"{path}: {exc}") from None
+
+    # -- pieces of read ---------------------------------------------------------
+    @staticmethod
+    def _wavelengths(
+        path: Path,
+        header: fits.Header,
+        wcs,
+        n_wave: int,
+        wave_hdu: np.ndarray | None,
+        source: str,
+        check: bool,
+    ) -> tuple[u.Quantity, str]:
+        from_wcs = spectral_axis_from_wcs(header, n_wave, wcs=wcs, filename=str(path))
+        if source == "WCS" or wave_hdu is None:
+            if from_wcs is None:
+                raise FileFormatError(
+                    f"{path}: no WAVE extension and no spectral WCS in the FLUX header; "
+                    "the wavelengths are unknown"
+                )
+            if source == "WAVE":
+                warnings.warn(
+                    f"{path}: no WAVE extension; wavelengths come from the header WCS "
+                    f"(CTYPE3={header.get('CTYPE3')!r})",
+                    CubeReadWarning,
+                    stacklevel=4,
+                )
+            return from_wcs, "wcs"
+        wave = np.asarray(wave_hdu, dtype=np.float64).ravel()
+        if wave.size != n_wave:
+            raise FileFormatError(f"{path}: WAVE has {wave.size} values but FLUX {n_wave} channels")
+        if check and from_wcs is not None:
+            expected = from_wcs.to_value(u.AA)
+            width = np.abs(np.gradient(expected))
+            deviation = np.abs(wave - expected)
+            worst = int(np.nanargmax(np.where(np.isfinite(deviation), deviation / width, np.inf)))
+            if not np.all(deviation <= WAVE_TOLERANCE * width):
+                raise WavelengthMismatchError(
+                    f"{path}: the WAVE extension disagrees with the FLUX header's spectral WCS "
+                    f"(CTYPE3={header.get('CTYPE3')!r}, CRVAL3={header.get('CRVAL3')}, "
+                    f"CD3_3={header.get('CD3_3', header.get('CDELT3'))}): at channel {worst} WAVE "
+                    f"says {wave[worst]:.4f} Angstrom, the WCS {expected[worst]:.4f} "
+                    f"({deviation[worst] / width[worst]:.3g} channel widths apart; tolerance "
+                    f"{WAVE_TOLERANCE}). Pass wavelength='wcs' to trust the header, or "
+                    "check_wavelength=False to trust WAVE"
+                )
+        return wave * u.AA, "WAVE"
+
+    @staticmethod
+    def _mask(
+        path: Path,
+        flux: np.ndarray,
+        ivar: np.ndarray,
+        bits: np.ndarray | None,
+        flag_value: int,
+        flags: tuple[str, ...],
+    ) -> np.ndarray:
+        mask = np.empty(flux.shape, dtype=bool)
+        n_negative = n_bad_flux = n_bad_ivar = n_weighted = 0
+        # Work through the cube in slabs of channels of about 4 MB: the
+        # temporaries stay in cache and are reused, instead of a handful of
+        # full-size (100 MB for a 74x74 cube) arrays per test.
+        step = max(1, (1 << 20) // max(1, flux.shape[1] * flux.shape[2]))
+        flag = np.int32(flag_value)  # all DRP3PIXMASK flags sit below bit 31
+        for start in range(0, flux.shape[0], step):
+            slab = slice(start, start + step)
+            ivar_slab, flux_slab = ivar[slab], flux[slab]
+            with np.errstate(invalid="ignore"):
+                weighted = ivar_slab > 0  # False for zero, negative and NaN
+                n_negative += int(np.count_nonzero(ivar_slab < 0))
+            bad_flux = ~np.isfinite(flux_slab)
+            n_bad_flux += int(np.count_nonzero(bad_flux))
+            n_bad_ivar += int(np.count_nonzero(~np.isfinite(ivar_slab)))
+            n_weighted += int(np.count_nonzero(weighted))
+            out = mask[slab]
+            np.logical_not(weighted, out=out)
+            out |= bad_flux
+            if bits is not None:
+                out |= np.bitwise_and(bits[slab], flag) != 0
+        if n_negative:
+            raise FileFormatError(
+                f"{path}: IVAR has {n_negative} negative values; an inverse variance cannot "
+                "be negative"
+            )
+        if n_weighted == 0:
+            raise NoValidDataError(
+                f"{path}: IVAR is zero (or not finite) everywhere, so no voxel has a usable "
+                "noise estimate; the cube cannot be used"
+            )
+        if n_bad_flux or n_bad_ivar:
+            warnings.warn(
+                f"{path}: {n_bad_flux} FLUX and {n_bad_ivar} IVAR values are NaN or infinite "
+                "(the DRP never writes these); those voxels are masked",
+                CubeReadWarning,
+                stacklevel=4,
+            )
+        if bits is None:
+            warnings.warn(
+                f"{path}: no MASK extension; the DRP's quality flags are unknown, so only "
+                "voxels with non-finite flux or no positive inverse variance are masked",
+                CubeReadWarning,
+                stacklevel=4,
+            )
+        return mask
+
+    @staticmethod
+    def _meta(primary: fits.Header, flux_header: fits.Header) -> dict[str, Any]:
+        source = primary if "PLATEIFU" in primary else flux_header
+        meta = header_meta(source, _META_KEYS)
+        for old, new in _OLD_KEYS.items():
+            if old in source and new not in meta:
+                meta[new] = int(source[old])
+        quality = meta.get("drp3qual")
+        if quality is not None:
+            names = {bit: name for name, bit in mask_bits("MANGA_DRP3QUAL").items()}
+            meta["drp3qual_flags"] = [
+                names.get(bit, f"BIT{bit}") for bit in range(32) if quality & (1 << bit)
+            ]
+            if "CRITICAL" in meta["drp3qual_flags"]:
+                warnings.warn(
+                    f"{meta.get('plateifu', 'this cube')}: DRP3QUAL has CRITICAL set; the DRP "
+                    "flags this cube as unfit for science (flux calibration or astrometry "
+                    "failed)",
+                    CubeReadWarning,
+                    stacklevel=4,
+                )
+        return meta
+
+
+@hookimpl
+def ifsrepr_register_readers(register):
+    """Register the MaNGA DRP cube reader."""
+    register(MangaCubeReader())
