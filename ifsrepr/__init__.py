@@ -16,6 +16,7 @@ from .exceptions import (
     PluginError,
     UnknownNameError,
 )
+from .extraction import extract_lines
 from .io import read
 from .lines import EmissionLine
 from .linestack import LineStack
@@ -39,6 +40,7 @@ __all__ = [
     "UnknownNameError",
     "__version__",
     "datasets",
+    "extract_lines",
     "hookimpl",
     "read",
 ]
