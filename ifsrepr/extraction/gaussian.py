@@ -33,7 +33,7 @@ from ..exceptions import DataModelError
 from ..lines import EmissionLine, dap_line_table
 from ..linestack import LineStack
 from ..plugins import hookimpl
-from .common import build_stack, covered_lines, resolve_redshift
+from .common import build_stack, covered_lines, galactic_ebv, resolve_redshift
 from .grid import SPEED_OF_LIGHT_KMS, channel_edges
 
 __all__ = ["GaussianExtractor"]
@@ -168,6 +168,8 @@ class GaussianExtractor:
         Lines closer than this (Å, rest frame) are fitted together (default 30).
     window_kms : float
         Half-width of the fitted spectral window around a group (default 1500).
+    galactic_extinction : 'auto', float or None
+        As for the ``window`` extractor.
     """
 
     name = "gaussian"
@@ -182,9 +184,11 @@ class GaussianExtractor:
         blend: float = 30.0,
         window_kms: float = 1500.0,
         sigma_range: tuple[float, float] = (30.0, 800.0),
+        galactic_extinction: str | float | None = "auto",
     ) -> LineStack:
         """Fit ``lines`` in every spaxel of ``cube``."""
         redshift = resolve_redshift(cube, redshift)
+        ebv_galactic = galactic_ebv(cube, galactic_extinction)
         wave = cube.spectral_axis.to_value(u.AA)
         if wave[0] > wave[-1]:
             raise DataModelError(
@@ -284,6 +288,7 @@ class GaussianExtractor:
             out_mask.reshape(len(lines), ny, nx),
             redshift,
             settings,
+            ebv_galactic=ebv_galactic,
         )
 
 

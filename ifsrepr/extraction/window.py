@@ -32,7 +32,7 @@ from ..lines import EmissionLine
 from ..linestack import LineStack
 from ..plugins import hookimpl
 from .bands import band_integrals
-from .common import build_stack, covered_lines, resolve_redshift
+from .common import build_stack, covered_lines, galactic_ebv, resolve_redshift
 from .grid import SPEED_OF_LIGHT_KMS, channel_edges
 from .velocity import HALPHA, estimate_velocity
 
@@ -87,6 +87,9 @@ class WindowExtractor:
         Half-width of the passband in km/s (default 350).
     velocity : 'halpha', 'systemic', None, or array (ny, nx)
         The velocity field the bands follow, relative to the redshift (km/s).
+    galactic_extinction : 'auto', float or None
+        Correct for Milky Way extinction: ``'auto'`` uses the cube's
+        ``ebvgal`` (as the DAP does), a number is an E(B-V), None skips it.
     """
 
     name = "window"
@@ -99,9 +102,11 @@ class WindowExtractor:
         *,
         half_width: float | u.Quantity = 350.0,
         velocity: str | np.ndarray | u.Quantity | None = "halpha",
+        galactic_extinction: str | float | None = "auto",
     ) -> LineStack:
         """Measure ``lines`` in every spaxel of ``cube``."""
         redshift = resolve_redshift(cube, redshift)
+        ebv_galactic = galactic_ebv(cube, galactic_extinction)
         if isinstance(half_width, u.Quantity):
             half_width = half_width.to_value(u.km / u.s)
         half_width = float(half_width)
@@ -160,6 +165,7 @@ class WindowExtractor:
             out_mask.reshape(len(lines), ny, nx),
             redshift,
             settings,
+            ebv_galactic=ebv_galactic,
         )
 
     @staticmethod
