@@ -332,8 +332,8 @@ def test_catalogue_gives_redshift_and_reff_by_plateifu(tmp_path, survey_files):
 
 
 def test_cubes_are_extracted_with_the_catalogue_redshift(tmp_path):
-    cube_fixtures = pytest.importorskip("cube_fixtures")
-    pytest.importorskip("ifsrepr.extraction")
+    import cube_fixtures
+
     directory = tmp_path / "cubes"
     directory.mkdir()
     for i, plateifu in enumerate(["8485-1901", "8485-1902"]):
@@ -364,9 +364,8 @@ def test_cubes_are_extracted_with_the_catalogue_redshift(tmp_path):
 
 
 def test_mock_survey_cubes_and_maps_end_to_end(tmp_path):
-    mock = pytest.importorskip("ifsrepr.mock")
-    if not hasattr(mock, "make_survey"):
-        pytest.skip("the mock survey writer is not there yet")
+    from ifsrepr import mock
+
     directory = tmp_path / "mock"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -576,7 +575,7 @@ def test_survey_dataset_reads_one_galaxy_at_a_time(synthetic_dataset):
 
 
 def test_survey_dataset_with_dataloader_workers(synthetic_dataset):
-    torch = pytest.importorskip("torch")
+    import torch
     from torch.utils.data import DataLoader
 
     data = SurveyDataset(synthetic_dataset)

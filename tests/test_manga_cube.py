@@ -468,18 +468,15 @@ def test_spectral_cube_cannot_parse_manga_bunit(dr17):
     assert any("spaxel" in str(w.message) for w in record), [str(w.message) for w in record]
 
 
-# -- a cube from the project's mock survey, when it is available ------------------------
+# -- a cube from the project's mock survey ----------------------------------------------
 @pytest.mark.slow
 def test_reads_a_mock_survey_cube(tmp_path):
     """A cube written by ``ifsrepr mock`` (the project's DR17-format generator)."""
-    from ifsrepr.cli import main, subcommand_names
+    from ifsrepr.cli import main
 
-    if "mock" not in subcommand_names():
-        pytest.skip("the `ifsrepr mock` command is not there yet")
     assert main(["mock", str(tmp_path), "--n-galaxies", "1", "--seed", "1"]) == 0
     cubes = sorted(tmp_path.rglob("*-LOGCUBE.fits*"))
-    if not cubes:
-        pytest.skip("`ifsrepr mock` wrote no LOGCUBE with its default products")
+    assert cubes, "`ifsrepr mock` wrote no LOGCUBE with its default products"
     assert identify_readers(cubes[0], read_primary_header(cubes[0])) == ["manga-cube"]
     cube = ifsrepr.read(cubes[0])
     assert cube.meta["reader"] == "manga-cube"
@@ -492,20 +489,17 @@ def test_reads_a_mock_survey_cube(tmp_path):
 
 
 def _mock_cube(folder: Path) -> Path:
-    """One 19-fibre cube from the mock's own building blocks (skip if they are not ready)."""
-    try:
-        from ifsrepr.mock import _fitsio, catalog, drp_format, synth
-        from ifsrepr.mock import model as mock_model
-        from ifsrepr.mock import params as mock_params
+    """One 19-fibre cube from the mock's own building blocks."""
+    from ifsrepr.mock import _fitsio, catalog, drp_format, synth
+    from ifsrepr.mock import model as mock_model
+    from ifsrepr.mock import params as mock_params
 
-        source = catalog.draw_from_catalogue(1, np.random.default_rng(1), fibres=(19,))[0]
-        params = mock_params.draw_params(source, np.random.default_rng(2))
-        model = mock_model.build_model(params, np.random.default_rng(3))
-        cube = synth.observe_cube(model, np.random.default_rng(4))
-        hdus = drp_format.cube_hdulist(params, cube, model.footprint.covered)
-        return _fitsio.write_fits(hdus, folder / drp_format.cube_filename(params.plateifu))
-    except (ImportError, AttributeError, TypeError) as exc:  # the mock is still being written
-        pytest.skip(f"ifsrepr.mock cannot build a cube yet ({type(exc).__name__}: {exc})")
+    source = catalog.draw_from_catalogue(1, np.random.default_rng(1), fibres=(19,))[0]
+    params = mock_params.draw_params(source, np.random.default_rng(2))
+    model = mock_model.build_model(params, np.random.default_rng(3))
+    cube = synth.observe_cube(model, np.random.default_rng(4))
+    hdus = drp_format.cube_hdulist(params, cube, model.footprint.covered)
+    return _fitsio.write_fits(hdus, folder / drp_format.cube_filename(params.plateifu))
 
 
 def test_reads_a_mock_cube_built_by_ifsrepr_mock(tmp_path):
