@@ -155,6 +155,7 @@ class IFSEncoder:
         resume: bool = False,
         num_workers: int = 0,
         progress: bool = True,
+        max_seconds: float | None = None,
     ) -> IFSEncoder:
         """Train on a survey dataset (``ifsrepr extract`` output) or a list of stacks.
 
@@ -163,7 +164,8 @@ class IFSEncoder:
         With ``output_dir`` a checkpoint is written after every epoch and
         ``metrics.csv`` logs the losses; ``resume=True`` continues an
         interrupted run exactly. Under ``torchrun`` the processes train
-        data-parallel (see `ifsrepr.training.distributed`).
+        data-parallel (see `ifsrepr.training.distributed`). ``max_seconds``
+        stops training after the epoch that passes that much time.
 
         Returns
         -------
@@ -188,6 +190,7 @@ class IFSEncoder:
             seed=seed,
             num_workers=num_workers,
             progress=progress,
+            max_seconds=max_seconds,
         )
         options.check()
         device = _resolve_device(self.device)

@@ -51,6 +51,7 @@ class TrainingOptions:
     num_workers: int = 0
     bf16: bool = True  #: autocast to bfloat16 on CUDA (ignored on CPU)
     progress: bool = True
+    max_seconds: float | None = None  #: stop after the epoch that passes this much training time
 
     def check(self) -> None:
         """Raise `IFSReprError` for impossible settings."""
@@ -229,6 +230,7 @@ def train_network(
                 start_epoch = options.epochs  # it had already stopped
 
     show_progress = options.progress and context.is_main
+    run_started = time.perf_counter()
     for epoch in range(start_epoch, options.epochs):
         network.train()
         started = time.perf_counter()
@@ -298,5 +300,7 @@ def train_network(
         if epochs_without_improvement >= options.patience:
             result.stopped_early = True
             break
+        if options.max_seconds and time.perf_counter() - run_started > options.max_seconds:
+            break  # a time budget, e.g. a shared GPU; resume=True can continue later
     model.load_state_dict(best_state)
     return result
