@@ -124,13 +124,18 @@ def main() -> None:
     x_hat = np.concatenate(outputs)
     per_line, overall = fraction_of_variance_explained(x, x_hat, w)
 
-    pca = IFSEncoder("pca", device="cpu")
-    pca_network = pca._build_network(data.preprocessor)
-    x_train = torch.stack([data[int(i)][0] for i in train_rows])
-    w_train = torch.stack([data[int(i)][1] for i in train_rows])
+    pca = IFSEncoder("pca")
+    pca_network = pca._build_network(data.preprocessor).to(device)
+    x_train = torch.stack([data[int(i)][0] for i in train_rows]).to(device)
+    w_train = torch.stack([data[int(i)][1] for i in train_rows]).to(device)
     pca_network.fit(x_train, w_train)
+    del x_train, w_train
     with torch.no_grad():
-        pca_hat = pca_network(torch.from_numpy(x), torch.from_numpy(w))[0].numpy()
+        pca_hat = (
+            pca_network(torch.from_numpy(x).to(device), torch.from_numpy(w).to(device))[0]
+            .cpu()
+            .numpy()
+        )
     pca_line, pca_overall = fraction_of_variance_explained(x, pca_hat, w)
 
     maps = ifsrepr.read(ifsrepr.datasets.get_path("manga-7815-3702-maps"))
