@@ -52,6 +52,9 @@ class TrainingOptions:
     bf16: bool = True  #: autocast to bfloat16 on CUDA (ignored on CPU)
     progress: bool = True
     max_seconds: float | None = None  #: stop after the epoch that passes this much training time
+    #: Clip the gradient norm: the weighted loss lets a few bright pixels dominate a
+    #: batch, and without clipping their gradients can throw training off course.
+    clip_grad_norm: float | None = 1.0
 
     def check(self) -> None:
         """Raise `IFSReprError` for impossible settings."""
@@ -251,6 +254,8 @@ def train_network(
                     f"epoch {epoch + 1}: the loss became {loss.item()}; lower the learning rate"
                 )
             loss.backward()
+            if options.clip_grad_norm:
+                nn.utils.clip_grad_norm_(model.parameters(), options.clip_grad_norm)
             optimizer.step()
             total[0] += loss.detach().double() * x.shape[0]
             total[1] += x.shape[0]
