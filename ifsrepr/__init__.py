@@ -9,6 +9,7 @@ See https://ifsrepr.readthedocs.io for the documentation.
 
 from . import datasets
 from .cube import IFSCube
+from .encoder import IFSEncoder
 from .exceptions import (
     DataModelError,
     FileFormatError,
@@ -21,6 +22,7 @@ from .io import read
 from .lines import EmissionLine
 from .linestack import LineStack
 from .plugins import hookimpl
+from .scoring import AnomalyScorer
 
 try:
     from ._version import __version__
@@ -30,10 +32,12 @@ except ImportError:  # running from a source tree that was never installed
 __citation__ = "Mantha et al. 2026, arXiv:2602.18426 (method); see CITATION.cff for the software"
 
 __all__ = [
+    "AnomalyScorer",
     "DataModelError",
     "EmissionLine",
     "FileFormatError",
     "IFSCube",
+    "IFSEncoder",
     "IFSReprError",
     "LineStack",
     "PluginError",

@@ -388,6 +388,37 @@ class IFSEncoder:
             stack.meta["reconstructed_by"] = self.architecture
         return result[0] if single else result
 
+    def similar(self, query, k: int = 10, *, among) -> Any:
+        """The ``k`` galaxies nearest to ``query`` in this model's latent space.
+
+        Parameters
+        ----------
+        query : str, array or LineStack
+            A plate-IFU in ``among``, a latent vector, or a stack (encoded here).
+        k : int
+            Number of neighbours.
+        among : Encoding, LatentIndex or path
+            The stored latents to search (``ifsrepr encode`` output); an index
+            is built once per encoding and reused.
+
+        Returns
+        -------
+        astropy.table.Table
+            The neighbours, nearest first, with their distances.
+        """
+        from .scoring import Encoding, LatentIndex, similar
+
+        if isinstance(among, (str, os.PathLike)):
+            among = Encoding.load(among)
+        if isinstance(among, Encoding):
+            # Build the search index once per encoding and keep it.
+            cache = self.__dict__.setdefault("_latent_indices", {})
+            key = id(among)
+            if key not in cache:
+                cache[key] = (among, LatentIndex.from_encoding(among))
+            among = cache[key][1]
+        return similar(among, query, k, encoder=self)
+
     # -- saving and loading --------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
         """Everything needed to rebuild this encoder, as JSON-serialisable data."""
