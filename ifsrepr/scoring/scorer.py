@@ -426,8 +426,7 @@ class AnomalyScorer:
                 The measures (module docstring); higher = more anomalous.
             ``pct_<measure>``
                 Their percentile ranks in the reference.
-            ``top_line``, ``top_lines``, ``region``, ``peak_dx``, ``peak_dy``,
-            ``peak_radius_reff``, ``peak_contrast``
+            ``top_line``, ``top_lines``, ``region``, ``peak_dx``, ``peak_dy``, ``peak_radius_reff``, ``peak_contrast``
                 The explanation.
             ``err_<line>``
                 Reconstruction error of each line.
