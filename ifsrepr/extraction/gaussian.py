@@ -17,6 +17,11 @@ all spaxels at once; the non-linear parameters are found by a coarse grid
 refined three times around the best value. The flux inverse variance is the
 linear least-squares one at the best kinematics. Slower than ``window``
 (seconds per cube), but it separates blends.
+
+As for ``window``, a stellar continuum fitted with real-spectrum templates
+(`ifsrepr.extraction.continuum`) is subtracted first by default
+(``continuum="templates"``); the straight continuum of each group then only
+absorbs what is left.
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ from ..lines import EmissionLine, dap_line_table
 from ..linestack import LineStack
 from ..plugins import hookimpl
 from .common import build_stack, covered_lines, galactic_ebv, resolve_redshift
+from .continuum import check_continuum, fit_stellar_continuum
 from .grid import SPEED_OF_LIGHT_KMS, channel_edges
+from .velocity import velocity_field
 
 __all__ = ["GaussianExtractor"]
 
@@ -170,6 +177,13 @@ class GaussianExtractor:
         Half-width of the fitted spectral window around a group (default 1500).
     galactic_extinction : 'auto', float or None
         As for the ``window`` extractor.
+    continuum : 'templates' or 'linear'
+        As for the ``window`` extractor: ``'templates'`` (default) subtracts a
+        fitted stellar continuum first (the emission lines are masked at
+        ``velocity`` if given, else at a velocity field measured from Hα);
+        the straight continuum of each group is fitted in both cases.
+    continuum_options : dict, optional
+        Passed to `~ifsrepr.extraction.continuum.fit_stellar_continuum`.
     """
 
     name = "gaussian"
@@ -185,10 +199,13 @@ class GaussianExtractor:
         window_kms: float = 1500.0,
         sigma_range: tuple[float, float] = (30.0, 800.0),
         galactic_extinction: str | float | None = "auto",
+        continuum: str = "templates",
+        continuum_options: dict[str, Any] | None = None,
     ) -> LineStack:
         """Fit ``lines`` in every spaxel of ``cube``."""
         redshift = resolve_redshift(cube, redshift)
         ebv_galactic = galactic_ebv(cube, galactic_extinction)
+        check_continuum(continuum)
         wave = cube.spectral_axis.to_value(u.AA)
         if wave[0] > wave[-1]:
             raise DataModelError(
@@ -210,16 +227,39 @@ class GaussianExtractor:
         groups = _fit_groups(lines, blend, merge=1.5)
         # Fit the group holding Hα first: its velocity is shared with the rest.
         groups.sort(key=lambda g: 0 if any(abs(w - 6564.608) < 1 for w, _ in g) else 1)
-        tied_velocity: np.ndarray | None = None
+        ranges = []
         for group in groups:
             centres = np.array([w for w, _ in group])
             lo_wave = centres.min() * (1 + redshift) * (1 - window_kms / C) * (1 - 800 / C)
             hi_wave = centres.max() * (1 + redshift) * (1 + window_kms / C) * (1 + 800 / C)
             lo = max(np.searchsorted(wave, lo_wave), 0)
             hi = min(np.searchsorted(wave, hi_wave), n_wave)
+            ranges.append((int(lo), int(hi)))
+
+        stellar = None
+        if continuum == "templates":
+            if velocity is None:
+                gas, _ = velocity_field(cube, "halpha", redshift, edges)
+            else:
+                gas = start.reshape(ny, nx)
+            stellar = fit_stellar_continuum(
+                cube,
+                redshift,
+                [r for r in ranges if r[1] - r[0] > 0],
+                gas_velocity=gas,
+                ebv_galactic=ebv_galactic,
+                lines=lines,
+                **(continuum_options or {}),
+            )
+
+        tied_velocity: np.ndarray | None = None
+        for group, (lo, hi) in zip(groups, ranges, strict=True):
+            centres = np.array([w for w, _ in group])
             if hi - lo < 2 * len(group) + 4:
                 continue  # off the grid; those lines stay masked
             sub_wave, slab_flux, slab_ivar, slab_usable = cube.channel_slab(lo, hi)
+            if stellar is not None:
+                slab_flux = stellar.subtract(lo, hi, slab_flux, slab_usable)
             sub_edges = edges[lo : hi + 1]
             spaxels = np.flatnonzero(slab_usable.any(axis=0))
             if spaxels.size == 0:
@@ -280,6 +320,7 @@ class GaussianExtractor:
             "window_kms": window_kms,
             "redshift": redshift,
         }
+        settings.update(stellar.settings if stellar is not None else {"continuum": "linear"})
         return build_stack(
             cube,
             lines,

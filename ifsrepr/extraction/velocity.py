@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import astropy.units as u
 import numpy as np
 from scipy import ndimage
 
+from ..exceptions import DataModelError
 from .bands import band_integrals
 from .grid import SPEED_OF_LIGHT_KMS
 
-__all__ = ["estimate_velocity"]
+__all__ = ["estimate_velocity", "halpha_channels", "velocity_field"]
 
 #: Hα rest wavelength in vacuum (Å), from the DAP line table.
 HALPHA = 6564.608
@@ -83,7 +85,49 @@ def estimate_velocity(
         # the spaxels whose Hα is too faint to give a velocity of their own.
         total = ndimage.uniform_filter(np.where(trusted, field, 0.0), size=7, mode="constant")
         count = ndimage.uniform_filter(trusted.astype(float), size=7, mode="constant")
+        # uniform_filter sums by running updates: where no neighbour is
+        # trusted, ``count`` is round-off (1e-17), not 0, and total / count
+        # would be thousands of km/s. One trusted neighbour gives 1/49.
         with np.errstate(invalid="ignore", divide="ignore"):
-            neighbours = np.where(count > 0, total / count, 0.0)
+            neighbours = np.where(count > 0.5 / 49, total / count, 0.0)
         field = np.where(trusted, field, neighbours)
     return field
+
+
+def halpha_channels(edges: np.ndarray, redshift: float, n_wave: int) -> tuple[int, int]:
+    """Channels ``start:stop`` within ±4000 km/s of Hα, where `estimate_velocity` looks."""
+    observed = HALPHA * (1 + redshift)
+    lo = max(np.searchsorted(edges, observed * (1 - 4000 / SPEED_OF_LIGHT_KMS)) - 1, 0)
+    hi = min(np.searchsorted(edges, observed * (1 + 4000 / SPEED_OF_LIGHT_KMS)), n_wave)
+    return int(lo), int(hi)
+
+
+def velocity_field(cube, velocity, redshift: float, edges: np.ndarray, continuum=None):
+    """Resolve a ``velocity`` option to a (ny, nx) array in km/s, and a label for it.
+
+    ``'halpha'`` measures the field with `estimate_velocity`, on the spectrum
+    minus ``continuum`` (a `~ifsrepr.extraction.continuum.StellarContinuum`)
+    when one is given, so Hα absorption does not pull the centroid;
+    ``'systemic'`` or None gives zeros; an array (or Quantity) is used as given.
+    """
+    ny, nx = cube.spatial_shape
+    if velocity is None or (isinstance(velocity, str) and velocity == "systemic"):
+        return np.zeros((ny, nx)), "systemic"
+    if isinstance(velocity, str):
+        if velocity != "halpha":
+            raise DataModelError(
+                f"velocity must be 'halpha', 'systemic', None or an array, got {velocity!r}"
+            )
+        lo, hi = halpha_channels(edges, redshift, cube.shape[0])
+        if hi - lo < 10:
+            return np.zeros((ny, nx)), "systemic (Hα outside the cube)"
+        wave, flux, ivar, usable = cube.channel_slab(lo, hi)
+        if continuum is not None:
+            flux = continuum.subtract(lo, hi, flux, usable)
+        field = estimate_velocity(wave, edges[lo : hi + 1], flux, ivar, usable, redshift, (ny, nx))
+        return field, "halpha"
+    field = velocity.to_value(u.km / u.s) if isinstance(velocity, u.Quantity) else velocity
+    field = np.broadcast_to(np.asarray(field, dtype=float), (ny, nx))
+    if not np.isfinite(field).all():
+        raise DataModelError(f"{cube.name}: the velocity field has non-finite values")
+    return np.array(field), "given"

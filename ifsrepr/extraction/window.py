@@ -13,6 +13,14 @@ exactly (the flux is linear in the channel fluxes). A spaxel is masked for a
 line when a passband channel is masked or has zero ivar, or a side-band has
 no usable channel.
 
+By default (``continuum="templates"``) a stellar continuum fitted with
+real-spectrum templates (`ifsrepr.extraction.continuum`) is subtracted first,
+so the side-bands only remove what is left: a straight line cannot follow the
+stellar Balmer absorption under Hβ and Hα, and without that step those lines
+come out net of the absorption. The Hα velocity field is then measured again
+on the continuum-subtracted spectrum. The continuum model is treated as exact:
+the inverse variance is that of the band integrals alone.
+
 Blends are measured together: a passband of ±350 km/s around Hε also holds
 [NeIII]3968 (2.6 Å away), and Hζ holds HeI 3889. Use the ``gaussian``
 extractor to separate such pairs.
@@ -33,8 +41,9 @@ from ..linestack import LineStack
 from ..plugins import hookimpl
 from .bands import band_integrals
 from .common import build_stack, covered_lines, galactic_ebv, resolve_redshift
+from .continuum import check_continuum, fit_stellar_continuum
 from .grid import SPEED_OF_LIGHT_KMS, channel_edges
-from .velocity import HALPHA, estimate_velocity
+from .velocity import halpha_channels, velocity_field
 
 __all__ = ["WindowExtractor", "DEFAULT_SIDEBANDS_KMS"]
 
@@ -53,31 +62,6 @@ def _merged_windows(windows: list[tuple[int, int] | None]) -> list[tuple[int, in
     return [(lo, hi) for lo, hi in merged]
 
 
-def _velocity_field(cube, velocity, redshift, edges):
-    """Resolve the ``velocity`` option to a (ny, nx) array in km/s, and a label for it."""
-    ny, nx = cube.spatial_shape
-    if velocity is None or (isinstance(velocity, str) and velocity == "systemic"):
-        return np.zeros((ny, nx)), "systemic"
-    if isinstance(velocity, str):
-        if velocity != "halpha":
-            raise DataModelError(
-                f"velocity must be 'halpha', 'systemic', None or an array, got {velocity!r}"
-            )
-        observed = HALPHA * (1 + redshift)
-        lo = max(np.searchsorted(edges, observed * (1 - 4000 / SPEED_OF_LIGHT_KMS)) - 1, 0)
-        hi = min(np.searchsorted(edges, observed * (1 + 4000 / SPEED_OF_LIGHT_KMS)), cube.shape[0])
-        if hi - lo < 10:
-            return np.zeros((ny, nx)), "systemic (Hα outside the cube)"
-        wave, flux, ivar, usable = cube.channel_slab(lo, hi)
-        field = estimate_velocity(wave, edges[lo : hi + 1], flux, ivar, usable, redshift, (ny, nx))
-        return field, "halpha"
-    field = velocity.to_value(u.km / u.s) if isinstance(velocity, u.Quantity) else velocity
-    field = np.broadcast_to(np.asarray(field, dtype=float), (ny, nx))
-    if not np.isfinite(field).all():
-        raise DataModelError(f"{cube.name}: the velocity field has non-finite values")
-    return np.array(field), "given"
-
-
 class WindowExtractor:
     """Passband-minus-continuum line fluxes (see the module docstring).
 
@@ -90,6 +74,14 @@ class WindowExtractor:
     galactic_extinction : 'auto', float or None
         Correct for Milky Way extinction: ``'auto'`` uses the cube's
         ``ebvgal`` (as the DAP does), a number is an E(B-V), None skips it.
+    continuum : 'templates' or 'linear'
+        ``'templates'`` (default) first subtracts a stellar continuum fitted
+        with real-spectrum templates (`ifsrepr.extraction.continuum`), so
+        the stellar Balmer absorption under Hβ and Hα is not taken off the
+        lines; ``'linear'`` uses the side-band continuum alone.
+    continuum_options : dict, optional
+        Passed to `~ifsrepr.extraction.continuum.fit_stellar_continuum`
+        (``dispersions``, ``mask_kms``, ``kinds``, ``pad_angstrom``).
     """
 
     name = "window"
@@ -103,10 +95,13 @@ class WindowExtractor:
         half_width: float | u.Quantity = 350.0,
         velocity: str | np.ndarray | u.Quantity | None = "halpha",
         galactic_extinction: str | float | None = "auto",
+        continuum: str = "templates",
+        continuum_options: dict[str, Any] | None = None,
     ) -> LineStack:
         """Measure ``lines`` in every spaxel of ``cube``."""
         redshift = resolve_redshift(cube, redshift)
         ebv_galactic = galactic_ebv(cube, galactic_extinction)
+        check_continuum(continuum)
         if isinstance(half_width, u.Quantity):
             half_width = half_width.to_value(u.km / u.s)
         half_width = float(half_width)
@@ -119,17 +114,47 @@ class WindowExtractor:
         edges = channel_edges(wave)
         n_wave, ny, nx = cube.shape
 
-        velocity_field, velocity_source = _velocity_field(cube, velocity, redshift, edges)
-        shift = (1.0 + redshift) * (1.0 + velocity_field.ravel() / SPEED_OF_LIGHT_KMS)
+        field, velocity_source = velocity_field(cube, velocity, redshift, edges)
         bands = [self._rest_bands(line, half_width) for line in lines]
         inside = covered_lines(cube, lines, redshift, 0.0)
+        re_estimate = isinstance(velocity, str) and velocity == "halpha"
 
+        stellar = None
+        if continuum == "templates":
+            # Fit around every channel the bands may need once the velocity
+            # field is measured again on the continuum-subtracted Hα
+            # (`estimate_velocity` keeps |v| < 800 km/s).
+            span = (field.min(), field.max())
+            if re_estimate:
+                span = (min(span[0], -800.0), max(span[1], 800.0))
+            ranges = [
+                w
+                for w, ok in zip(
+                    self._windows(bands, edges, n_wave, redshift, span), inside, strict=True
+                )
+                if w is not None and ok
+            ]
+            if re_estimate:
+                ranges.append(halpha_channels(edges, redshift, n_wave))
+            stellar = fit_stellar_continuum(
+                cube,
+                redshift,
+                ranges,
+                gas_velocity=field,
+                ebv_galactic=ebv_galactic,
+                lines=lines,
+                **(continuum_options or {}),
+            )
+            if re_estimate and velocity_source == "halpha":
+                field, velocity_source = velocity_field(
+                    cube, velocity, redshift, edges, continuum=stellar
+                )
+                # Within the span the continuum was fitted for (a no-op, as
+                # `estimate_velocity` keeps |v| < 800 km/s).
+                field = np.clip(field, *span)
+        shift = (1.0 + redshift) * (1.0 + field.ravel() / SPEED_OF_LIGHT_KMS)
         # The channels each line needs, for the whole range of velocities.
-        windows: list[tuple[int, int] | None] = []
-        for (_, _, _), blue, red in bands:
-            lo = max(np.searchsorted(edges, blue[0] * shift.min(), side="right") - 1, 0)
-            hi = min(np.searchsorted(edges, red[1] * shift.max(), side="left"), n_wave)
-            windows.append((int(lo), int(hi)) if hi > lo else None)
+        windows = self._windows(bands, edges, n_wave, redshift, (field.min(), field.max()))
 
         out_flux = np.zeros((len(lines), ny * nx))
         out_ivar = np.zeros((len(lines), ny * nx))
@@ -137,6 +162,8 @@ class WindowExtractor:
         needed = [window if ok else None for window, ok in zip(windows, inside, strict=True)]
         for start, stop in _merged_windows(needed):
             slab_wave, slab_flux, slab_ivar, slab_usable = cube.channel_slab(start, stop)
+            if stellar is not None:
+                slab_flux = stellar.subtract(start, stop, slab_flux, slab_usable)
             for i, (rest, blue, red) in enumerate(bands):
                 if not inside[i] or windows[i] is None or not start <= windows[i][0] < stop:
                     continue
@@ -157,6 +184,7 @@ class WindowExtractor:
             "velocity": velocity_source,
             "redshift": redshift,
         }
+        settings.update(stellar.settings if stellar is not None else {"continuum": "linear"})
         return build_stack(
             cube,
             lines,
@@ -167,6 +195,18 @@ class WindowExtractor:
             settings,
             ebv_galactic=ebv_galactic,
         )
+
+    @staticmethod
+    def _windows(bands, edges, n_wave, redshift, velocity_span):
+        """Channels ``(start, stop)`` holding each line's bands over a range of velocities."""
+        low = (1.0 + redshift) * (1.0 + velocity_span[0] / SPEED_OF_LIGHT_KMS)
+        high = (1.0 + redshift) * (1.0 + velocity_span[1] / SPEED_OF_LIGHT_KMS)
+        windows: list[tuple[int, int] | None] = []
+        for _, blue, red in bands:
+            lo = max(np.searchsorted(edges, blue[0] * low, side="right") - 1, 0)
+            hi = min(np.searchsorted(edges, red[1] * high, side="left"), n_wave)
+            windows.append((int(lo), int(hi)) if hi > lo else None)
+        return windows
 
     @staticmethod
     def _rest_bands(line: EmissionLine, half_width: float):

@@ -6,22 +6,16 @@ test data (``ifsrepr/data/mock/MaNGA_test_spectra.fits.gz``, 8 spectra, and
 ``ifsrepr/data/PROVENANCE.md``). From them the mock takes:
 
 Stellar-continuum templates
-    Each usable spectrum is moved to its rest frame, its emission lines are fitted
-    (one set of Gaussians sharing a velocity and width, found on Halpha+[NII],
-    over a quadratic local continuum that keeps the stellar absorption troughs)
-    and subtracted, its bad pixels and outliers are replaced, it is smoothed
-    just enough to reach a per-pixel S/N of about 100 (0 to 6 pixels; the noise
-    left in a template is a fixed pattern shared by the spaxels that use it),
-    resampled onto a common rest-frame log grid of the LOGCUBE step, extended
-    beyond its trusted range (running S/N > 8 per pixel, observed wavelength
-    below 9800 Angstrom where sky residuals take over) by a power law fitted to
-    its outer 300 Angstrom, and normalised to unit mean flux density over rest
-    6000-6200 Angstrom. Templates
-    with a 4000 Angstrom break D4000n > 1.6 (Balogh et al. 1999) are "old"
+    The core library `ifsrepr.templates` (shared with the extraction's
+    stellar-continuum fit, `ifsrepr.extraction.continuum`): nine spectra moved
+    to their rest frame, cleaned of emission lines, bad pixels and outliers,
+    smoothed to a per-pixel S/N of about 100, resampled onto a common rest-frame
+    log grid of the LOGCUBE step, extended by power laws and normalised to unit
+    mean over rest 6000-6200 Angstrom. Templates with D4000n > 1.6 are "old"
     (used for bulges and passive discs), the rest "young" (star-forming
-    discs). The two spectra with broad Balmer lines (multicomp 2 and 3) have
-    the broad-line regions (+-7000 km/s around Halpha..Hdelta) bridged and are
-    used only as the continuum of broad-line AGN nuclei.
+    discs); the two spectra with broad Balmer lines (multicomp 2 and 3), with
+    their broad-line regions bridged, are "agn" and are used only as the
+    continuum of broad-line AGN nuclei.
 Sky and read noise
     Spectrum 7 (7815-6101, spaxel 37,37) is so faint (S/N 1.5) that its
     variance is the sky-plus-detector term ``a(lambda)``, sky lines included.
@@ -41,34 +35,22 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from importlib import resources
 
 import numpy as np
-from astropy.io import fits
 from scipy import ndimage
 
-from ..lines import dap_line_table
+from ..templates import (
+    REST_LOG10_START,
+    REST_N,
+    SKY,
+    SOURCES,
+    UNUSABLE,
+    load_templates,
+    read_spectra,
+)
 from .instrument import LOG10_STEP, N_WAVE, wavelength
 
-__all__ = ["SpectralLibrary", "load_library", "REST_LOG10_START", "REST_N"]
-
-C_KMS = 299792.458
-#: The common rest-frame grid of the templates: log10(lambda) = REST_LOG10_START + 1e-4 k.
-REST_LOG10_START = float(np.log10(3000.0))
-REST_N = int(np.ceil(np.log10(10700.0 / 3000.0) / LOG10_STEP)) + 1
-
-#: The spectra in file order, named as in the DAP's build recipe
-#: (``sdss/mangadap:mangadap/data/tests/compile_test_spectra``): plate-IFU (x, y).
-SOURCES = (
-    "8131-6102 (27,27)", "8131-3702 (22,22)", "8258-6102 (27,27)", "8329-1901 (19,14)",
-    "8138-12704 (37,37)", "7815-6101 (37,46)", "7815-6101 (37,37)", "9494-3703 (26,26)",
-    "multicomp-1", "multicomp-2", "multicomp-3",
-)  # fmt: skip
-_UNUSABLE = 5  # no coverage: every pixel flagged
-_SKY = 6  # S/N 1.5: its variance is the sky + detector term
-_BROAD = (9, 10)  # broad Balmer lines
-_TARGET_SNR = 100.0
-_MAX_SMOOTH = 6.0
+__all__ = ["SpectralLibrary", "load_library", "REST_LOG10_START", "REST_N", "SOURCES"]
 
 
 @dataclass(frozen=True)
@@ -79,7 +61,8 @@ class SpectralLibrary:
     ----------
     templates : ndarray
         Rest-frame continuum templates, ``(n_templates, REST_N)``, on the grid
-        ``log10(lambda) = REST_LOG10_START + 1e-4 k``, unit mean over 6000-6200 A.
+        ``log10(lambda) = REST_LOG10_START + 1e-4 k``, unit mean over 6000-6200 A
+        (`ifsrepr.templates.load_templates`).
     names : tuple of str
         Source of each template (plate-IFU and spaxel).
     kinds : tuple of str
@@ -113,203 +96,6 @@ class SpectralLibrary:
         return 10.0 ** (REST_LOG10_START + LOG10_STEP * np.arange(REST_N))
 
 
-def _read_spectra() -> dict[str, np.ndarray]:
-    root = resources.files("ifsrepr") / "data" / "mock"
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("flux", "ivar", "mask", "sres", "z")}
-    wave = None
-    for name in ("MaNGA_test_spectra.fits.gz", "MaNGA_multicomp_test_spectra.fits.gz"):
-        with resources.as_file(root / name) as path, fits.open(path) as hdus:
-            this_wave = np.asarray(hdus["WAVE"].data, dtype=float)
-            if wave is None:
-                wave = this_wave
-            elif not np.allclose(wave, this_wave, rtol=1e-10):
-                raise RuntimeError(f"{name}: wavelength grid differs from the first file")
-            for key, ext in (
-                ("flux", "FLUX"),
-                ("ivar", "IVAR"),
-                ("mask", "MASK"),
-                ("sres", "SRES"),
-            ):
-                parts[key].append(np.asarray(hdus[ext].data, dtype=float))
-            parts["z"].append(np.atleast_1d(np.asarray(hdus["Z"].data, dtype=float)))
-    spectra = {key: np.concatenate(value) for key, value in parts.items()}
-    spectra["wave"] = wave
-    return spectra
-
-
-def _gaussian_columns(x: np.ndarray, centres: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    return np.exp(-0.5 * ((x[:, None] - centres[None, :]) / sigma[None, :]) ** 2)
-
-
-def _fit_window(
-    rest: np.ndarray, flux: np.ndarray, weight: np.ndarray, centres: np.ndarray, sigma_kms: float
-) -> tuple[np.ndarray, float]:
-    """Least-squares quadratic continuum + fixed-shape Gaussians; returns (lines, chi2)."""
-    x0 = centres.mean()
-    x = (rest - x0) / 40.0
-    sigma = centres * sigma_kms / C_KMS
-    gauss = _gaussian_columns(rest, centres, sigma)
-    design = np.column_stack([np.ones_like(x), x, x * x, gauss])
-    keep = np.ones(design.shape[1], dtype=bool)
-    for _ in range(len(centres) + 1):  # drop negative line amplitudes, refit
-        w_design = design[:, keep] * weight[:, None]
-        coef, *_ = np.linalg.lstsq(w_design, flux * weight, rcond=None)
-        full = np.zeros(design.shape[1])
-        full[keep] = coef
-        negative = keep[3:] & (full[3:] < 0)
-        if not negative.any():
-            break
-        keep[3:][negative] = False
-    model_lines = gauss @ full[3:]
-    chi2 = float(np.sum(((design @ full) - flux) ** 2 * weight**2))
-    return model_lines, chi2
-
-
-def _line_groups(rest_lines: np.ndarray, gap: float = 40.0) -> list[np.ndarray]:
-    order = np.sort(rest_lines)
-    groups, current = [], [order[0]]
-    for wave in order[1:]:
-        if wave - current[-1] < gap:
-            current.append(wave)
-        else:
-            groups.append(np.asarray(current))
-            current = [wave]
-    groups.append(np.asarray(current))
-    return groups
-
-
-def _remove_emission(
-    rest: np.ndarray, flux: np.ndarray, ivar: np.ndarray, reference: np.ndarray
-) -> np.ndarray:
-    """Fit and subtract the narrow emission lines of a rest-frame spectrum.
-
-    The lines share one velocity and width, found by a grid search on the
-    ``reference`` complex (rest wavelengths).
-    """
-    weight = np.sqrt(ivar)
-    lines = np.array([line.rest_wavelength.value for line in dap_line_table()])
-    best = (np.inf, 0.0, 100.0)
-    window = (rest > reference.min() - 45.0) & (rest < reference.max() + 45.0)
-    if window.sum() > 20:
-        for velocity in np.arange(-300.0, 301.0, 20.0):
-            for sigma in (60.0, 80.0, 100.0, 130.0, 170.0, 220.0, 300.0, 400.0, 550.0):
-                centres = reference * (1 + velocity / C_KMS)
-                _, chi2 = _fit_window(rest[window], flux[window], weight[window], centres, sigma)
-                if chi2 < best[0]:
-                    best = (chi2, velocity, sigma)
-    _, velocity, sigma = best
-    cleaned = flux.copy()
-    for group in _line_groups(lines):
-        centres = group * (1 + velocity / C_KMS)
-        window = (rest > centres.min() - 35.0) & (rest < centres.max() + 35.0)
-        if window.sum() < 15 or weight[window].sum() == 0:
-            continue
-        model, _ = _fit_window(rest[window], flux[window], weight[window], centres, sigma)
-        # Subtract only significant emission, so noise bumps do not become dips.
-        err = 1.0 / np.sqrt(np.maximum(ivar[window], 1e-30))
-        pixel_sn = model / err
-        if pixel_sn.max() > 1.5:
-            cleaned[window] -= model
-    return cleaned
-
-
-def _bridge_broad_lines(rest: np.ndarray, flux: np.ndarray, good: np.ndarray) -> np.ndarray:
-    """Replace the broad Balmer lines (+-7000 km/s) and [OIII] wings by straight bridges.
-
-    The bridge is anchored on 60 A on either side, avoiding +-15 A around any
-    narrow line of the DAP table.
-    """
-    lines = np.array([line.rest_wavelength.value for line in dap_line_table()])
-    clean = good & (np.abs(rest[:, None] - lines[None, :]).min(axis=1) > 15.0)
-    out = flux.copy()
-    # Broad Balmer lines, and the outflow wings of [OIII] these AGN also show.
-    for centre, width in ((4102.89, 7e3), (4341.68, 7e3), (4862.68, 7e3), (6564.61, 7e3),
-                          (4960.295, 1.5e3), (5008.240, 1.5e3)):  # fmt: skip
-        half = centre * width / C_KMS
-        inside = np.abs(rest - centre) < half
-        left = clean & (rest > centre - half - 60) & (rest <= centre - half)
-        right = clean & (rest >= centre + half) & (rest < centre + half + 60)
-        if inside.any() and left.any() and right.any():
-            xl, xr = rest[left].mean(), rest[right].mean()
-            yl, yr = np.median(flux[left]), np.median(flux[right])
-            out[inside] = yl + (yr - yl) * (rest[inside] - xl) / (xr - xl)
-    return out
-
-
-def _power_law_extend(log_wave: np.ndarray, values: np.ndarray, covered: np.ndarray) -> np.ndarray:
-    """Fill the grid outside ``covered`` by power laws fitted to the outer 300 A."""
-    out = values.copy()
-    inside = np.flatnonzero(covered)
-    lo, hi = inside[0], inside[-1]
-    wave = 10.0**log_wave
-    for edge, side in ((lo, "blue"), (hi, "red")):
-        if side == "blue":
-            fit = covered & (wave < wave[edge] + 300.0)
-            target = np.arange(0, lo)
-        else:
-            fit = covered & (wave > wave[edge] - 300.0)
-            target = np.arange(hi + 1, values.size)
-        if target.size == 0:
-            continue
-        positive = fit & (values > 0)
-        slope, intercept = np.polyfit(log_wave[positive], np.log10(values[positive]), 1)
-        # Anchor the power law on the edge value so the join is continuous.
-        anchor = np.median(values[positive][-20:] if side == "red" else values[positive][:20])
-        at_edge = 10 ** (intercept + slope * log_wave[edge])
-        out[target] = anchor / at_edge * 10 ** (intercept + slope * log_wave[target])
-    return out
-
-
-def _d4000(rest: np.ndarray, flux: np.ndarray) -> float:
-    fnu = flux * rest**2
-    red = (rest > 4000) & (rest < 4100)
-    blue = (rest > 3850) & (rest < 3950)
-    return float(fnu[red].mean() / fnu[blue].mean())
-
-
-def _clean_template(
-    wave: np.ndarray, flux: np.ndarray, ivar: np.ndarray, mask: np.ndarray, z: float, broad: bool
-) -> tuple[np.ndarray, float]:
-    good = (ivar > 0) & (mask == 0) & np.isfinite(flux)
-    rest = wave / (1 + z)
-    work = np.interp(rest, rest[good], flux[good])
-    ivar = np.where(good, ivar, 0.0)
-    if broad:
-        # The broad-line regions are bridged; the narrow lines' kinematics come from [OIII].
-        work = _bridge_broad_lines(rest, work, good)
-        work = _remove_emission(rest, work, ivar, np.array([4960.295, 5008.240]))
-    else:
-        work = _remove_emission(rest, work, ivar, np.array([6549.86, 6564.608, 6585.27]))
-    # Outliers (sky residuals, cosmic rays) against a running median.
-    running = ndimage.median_filter(work, size=31, mode="nearest")
-    sigma = np.where(ivar > 0, 1.0 / np.sqrt(np.maximum(ivar, 1e-30)), np.inf)
-    outlier = np.abs(work - running) > 4 * sigma
-    work = np.where(outlier | ~good, running, work)
-    # Smooth to a per-pixel S/N of ~100 at most 6 pixels (~400 km/s).
-    pixel_snr = np.where(good, flux * np.sqrt(ivar), 0.0)
-    central = good & (rest > 5000) & (rest < 7000)
-    snr = float(np.median(pixel_snr[central]))
-    smooth = float(
-        np.clip((_TARGET_SNR / max(snr, 1.0)) ** 2 / (2 * np.sqrt(np.pi)), 0, _MAX_SMOOTH)
-    )
-    if smooth > 0.3:
-        work = ndimage.gaussian_filter1d(work, smooth, mode="nearest")
-    # Onto the common rest grid, then extend beyond the spectrum's own coverage.
-    log_grid = REST_LOG10_START + LOG10_STEP * np.arange(REST_N)
-    log_rest = np.log10(rest)
-    # Trust the spectrum only where its running S/N per pixel exceeds 8: the
-    # noisy, sky-ridden ends are replaced by the power-law extension.
-    # Beyond 9800 A (observed) sky residuals dominate every spectrum.
-    running_snr = ndimage.median_filter(pixel_snr, size=101, mode="nearest")
-    trusted = np.flatnonzero((running_snr > 8.0) & (wave < 9800.0))
-    covered = (log_grid >= log_rest[trusted[0]]) & (log_grid <= log_rest[trusted[-1]])
-    on_grid = np.interp(log_grid, log_rest, work)
-    on_grid = _power_law_extend(log_grid, on_grid, covered)
-    grid_wave = 10.0**log_grid
-    norm = on_grid[(grid_wave > 6000) & (grid_wave < 6200)].mean()
-    return on_grid / norm, _d4000(grid_wave, on_grid)
-
-
 @functools.cache
 def load_library() -> SpectralLibrary:
     """Build (once per process) the `SpectralLibrary` from the shipped real spectra.
@@ -321,30 +107,19 @@ def load_library() -> SpectralLibrary:
     >>> sorted(set(lib.kinds))
     ['agn', 'old', 'young']
     """
-    spectra = _read_spectra()
+    spectra = read_spectra()
     wave = spectra["wave"]
     if wave.size != N_WAVE or not np.allclose(wave, wavelength(), rtol=1e-9):
         raise RuntimeError("the shipped spectra are not on the LOGCUBE wavelength grid")
-    templates, names, kinds, d4000 = [], [], [], []
-    for i, name in enumerate(SOURCES):
-        if i in (_UNUSABLE, _SKY):
-            continue
-        broad = i in _BROAD
-        template, d4 = _clean_template(
-            wave, spectra["flux"][i], spectra["ivar"][i], spectra["mask"][i], spectra["z"][i], broad
-        )
-        templates.append(template)
-        names.append(name)
-        d4000.append(d4)
-        kinds.append("agn" if broad else ("old" if d4 > 1.6 else "young"))
+    core = load_templates()
 
     ivar = spectra["ivar"]
     good = (ivar > 0) & (spectra["mask"] == 0)
     variance = np.where(good, 1.0 / np.where(good, ivar, 1.0), np.nan)
-    sky = variance[_SKY]
+    sky = variance[SKY]
     valid = np.isfinite(sky)
     sky = np.interp(np.arange(N_WAVE), np.flatnonzero(valid), sky[valid])
-    old = [SOURCES.index(n) for n, k in zip(names, kinds, strict=True) if k == "old"]
+    old = [SOURCES.index(n) for n, k in zip(core.names, core.kinds, strict=True) if k == "old"]
     with np.errstate(invalid="ignore", divide="ignore"):
         per_flux = (variance[old] - sky) / spectra["flux"][old]
     per_flux = np.where(np.isfinite(per_flux) & (per_flux > 0), per_flux, np.inf)
@@ -355,16 +130,16 @@ def load_library() -> SpectralLibrary:
     poisson = ndimage.median_filter(poisson, size=301, mode="nearest")
     poisson = ndimage.gaussian_filter1d(poisson, 50, mode="nearest")
 
-    usable = [i for i in range(len(SOURCES)) if i != _UNUSABLE]
+    usable = [i for i in range(len(SOURCES)) if i != UNUSABLE]
     sres = spectra["sres"][usable]
     specres = ndimage.median_filter(np.median(sres, axis=0), size=51, mode="nearest")
     specres_std = ndimage.median_filter(np.std(sres, axis=0), size=51, mode="nearest")
 
     return SpectralLibrary(
-        templates=np.asarray(templates),
-        names=tuple(names),
-        kinds=tuple(kinds),
-        d4000=np.asarray(d4000),
+        templates=core.templates,
+        names=core.names,
+        kinds=core.kinds,
+        d4000=core.d4000,
         sky_variance=sky,
         poisson_variance=poisson,
         specres=specres,
