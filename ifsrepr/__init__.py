@@ -22,6 +22,7 @@ from .io import read
 from .lines import EmissionLine
 from .linestack import LineStack
 from .plugins import hookimpl
+from .probes import probe
 from .scoring import AnomalyScorer
 
 try:
@@ -46,5 +47,6 @@ __all__ = [
     "datasets",
     "extract_lines",
     "hookimpl",
+    "probe",
     "read",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Sequence
@@ -182,8 +181,12 @@ class SurveyDataset(Dataset):
         return state
 
     def __del__(self) -> None:
-        with contextlib.suppress(Exception):
+        # At interpreter shutdown module globals may already be gone: no
+        # contextlib here, and nothing to report if closing fails.
+        try:
             self.close()
+        except Exception:  # noqa: BLE001
+            return
 
     def __repr__(self) -> str:
         return f"<SurveyDataset {self.path.name}: {len(self)} galaxies>"
