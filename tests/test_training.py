@@ -128,3 +128,9 @@ def test_torchrun_two_processes_on_gloo(survey, tmp_path):
     model = IFSEncoder.from_pretrained(output, device="cpu")
     assert model.network_.latent_dim == 8
     assert Path(output / "checkpoint-epoch0001.pt").is_file()
+
+
+def test_fresh_run_into_an_old_runs_directory_is_refused(survey, tmp_path):
+    _encoder().fit(survey, epochs=1, batch_size=5, output_dir=tmp_path, progress=False)
+    with pytest.raises(ifsrepr.IFSReprError, match="earlier run"):
+        _encoder().fit(survey, epochs=1, batch_size=5, output_dir=tmp_path, progress=False)

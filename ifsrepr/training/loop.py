@@ -199,6 +199,13 @@ def train_network(
     directory = Path(output_dir) if output_dir is not None else None
     if resume and directory is None:
         raise IFSReprError("resume needs the output directory of the interrupted run")
+    if directory is not None and not resume and any(directory.glob("checkpoint-epoch*.pt")):
+        # Mixing a fresh run's checkpoints with an old run's would let a later
+        # resume continue the wrong run.
+        raise IFSReprError(
+            f"{directory} holds checkpoints of an earlier run; pass resume=True (--resume) "
+            "to continue it, or choose a new output directory"
+        )
     model.to(device)
     network = model
     if context.enabled:
