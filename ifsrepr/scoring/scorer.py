@@ -426,8 +426,9 @@ class AnomalyScorer:
                 The measures (module docstring); higher = more anomalous.
             ``pct_<measure>``
                 Their percentile ranks in the reference.
-            ``top_line``, ``top_lines``, ``region``, ``peak_dx``, ``peak_dy``, ``peak_radius_reff``, ``peak_contrast``
-                The explanation.
+            ``top_line``, ``top_lines``, ``region``, ``peak_*``
+                The explanation (``peak_dx``, ``peak_dy``, ``peak_radius_reff``
+                and ``peak_contrast`` locate the error-map peak).
             ``err_<line>``
                 Reconstruction error of each line.
             ``n_good``, ``redshift``, ``source``, ``row``
