@@ -314,3 +314,26 @@ def test_example_survey_gzipped(tmp_path, example_survey):
     flux = np.arange(3 * 4 * 5, dtype=float).reshape(3, 4, 5)
     path = example_survey.write_example_cube(tmp_path / "g.fits.gz", flux, np.ones_like(flux))
     assert np.array_equal(ifsrepr.read(path).flux.value, flux)
+
+
+def test_data_model_errors_of_any_reader_name_the_file(use_plugins, tmp_path):
+    class BrokenReader:
+        name = "broken"
+
+        def identify(self, path, header):
+            return str(path).endswith(".broken")
+
+        def read(self, path, **options):
+            # A reader handing over arrays that do not fit together.
+            return ifsrepr.LineStack(ifsrepr.lines.resolve_lines(["Ha-6564"]), np.zeros((2, 3, 3)))
+
+    class Plugin:
+        @ifsrepr.hookimpl
+        def ifsrepr_register_readers(self, register):
+            register(BrokenReader())
+
+    use_plugins(broken=Plugin())
+    path = tmp_path / "galaxy.broken"
+    path.write_text("not FITS")
+    with pytest.raises(ifsrepr.FileFormatError, match=r"galaxy\.broken: flux must be shaped"):
+        ifsrepr.read(path)

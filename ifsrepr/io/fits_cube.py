@@ -61,7 +61,7 @@ from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
 from ..cube import IFSCube
-from ..exceptions import DataModelError, FileFormatError
+from ..exceptions import FileFormatError
 from ..plugins import hookimpl
 from ..units import parse_bunit
 from ._fits import header_meta
@@ -750,18 +750,16 @@ class FitsCubeReader:
         meta["air_wavelengths"] = _ctype(header, 3).startswith("AWAV")
         if redshift is None:
             redshift = meta.get("z", meta.get("redshift"))
-        try:
-            return IFSCube(
-                flux << flux_unit,  # a view, never a copy of a memory-mapped cube
-                wave,
-                ivar=ivar,
-                mask=mask,
-                wcs=wcs.celestial,
-                redshift=redshift,
-                meta=meta,
-            )
-        except DataModelError as exc:
-            raise FileFormatError(f"{path}: {exc}") from None
+        # ifsrepr.read names the file in any DataModelError raised here.
+        return IFSCube(
+            flux << flux_unit,  # a view, never a copy of a memory-mapped cube
+            wave,
+            ivar=ivar,
+            mask=mask,
+            wcs=wcs.celestial,
+            redshift=redshift,
+            meta=meta,
+        )
 
 
 def _flux_unit(

@@ -73,7 +73,7 @@ from astropy.io import fits
 
 from ..bitmask import bit_value, mask_bits
 from ..cube import IFSCube
-from ..exceptions import DataModelError, FileFormatError
+from ..exceptions import FileFormatError
 from ..plugins import hookimpl
 from ._fits import header_meta
 from .fits_cube import (
@@ -230,18 +230,16 @@ class MangaCubeReader:
             vacuum_wavelengths=True,
             mask_flags=list(mask_flags),
         )
-        try:
-            return IFSCube(
-                flux << flux_unit,  # a view, never a copy of a memory-mapped cube
-                wave,
-                ivar=ivar,
-                mask=mask,
-                wcs=wcs.celestial,
-                redshift=redshift,
-                meta=meta,
-            )
-        except DataModelError as exc:
-            raise FileFormatError(f"{path}: {exc}") from None
+        # ifsrepr.read names the file in any DataModelError raised here.
+        return IFSCube(
+            flux << flux_unit,  # a view, never a copy of a memory-mapped cube
+            wave,
+            ivar=ivar,
+            mask=mask,
+            wcs=wcs.celestial,
+            redshift=redshift,
+            meta=meta,
+        )
 
     # -- pieces of read ---------------------------------------------------------
     @staticmethod

@@ -12,7 +12,7 @@ from typing import Any
 from astropy.io import fits
 
 from ..cube import IFSCube
-from ..exceptions import FileFormatError, IFSReprError
+from ..exceptions import DataModelError, FileFormatError, IFSReprError
 from ..linestack import LineStack
 from ..plugins import get_readers
 
@@ -152,6 +152,13 @@ def read(
     registration = readers.registration(chosen)
     try:
         result = registration.item.read(path, **options)
+    except DataModelError as exc:
+        # Arrays that do not fit the data model: say which file they came from,
+        # for every reader, rather than each reader wrapping IFSCube itself.
+        message = str(exc)
+        if str(path) not in message:
+            message = f"{path}: {message}"
+        raise FileFormatError(message) from None
     except IFSReprError:
         raise
     except (OSError, EOFError, zlib.error) as exc:
