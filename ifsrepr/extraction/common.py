@@ -106,14 +106,25 @@ def build_stack(
     settings: dict[str, Any],
     *,
     ebv_galactic: float = 0.0,
+    stellar: Any = None,
 ) -> LineStack:
-    """Wrap extracted ``(n_lines, ny, nx)`` arrays as a `LineStack` in integrated-flux units.
+    """Wrap extracted arrays as a `LineStack` in integrated-flux units.
+
+    ``flux``, ``ivar`` and ``mask`` are ``(n_lines, ny * nx)`` (one column per
+    spaxel, as the extractors work) or already ``(n_lines, ny, nx)``.
+    ``stellar`` is the continuum fit used, if any: its settings are recorded
+    in ``meta['extraction']`` (``continuum='linear'`` without one).
 
     With ``ebv_galactic > 0`` the fluxes are corrected for Milky Way
     foreground extinction with the O'Donnell (1994) curve (R_V = 3.1) at each
     line's observed wavelength, as the MaNGA DAP corrects its MAPS; without
     it, fluxes from cubes and from DAP maps would differ by up to 30 %.
     """
+    shape = (len(lines), *cube.spatial_shape)
+    flux, ivar, mask = flux.reshape(shape), ivar.reshape(shape), mask.reshape(shape)
+    settings = dict(
+        settings, **(stellar.settings if stellar is not None else {"continuum": "linear"})
+    )
     if ebv_galactic > 0:
         observed = np.array([line.rest_wavelength.to_value(u.AA) for line in lines])
         factor = 1.0 / attenuation(observed * (1 + redshift), ebv_galactic, law="odonnell94")

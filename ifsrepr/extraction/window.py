@@ -184,16 +184,16 @@ class WindowExtractor:
             "velocity": velocity_source,
             "redshift": redshift,
         }
-        settings.update(stellar.settings if stellar is not None else {"continuum": "linear"})
         return build_stack(
             cube,
             lines,
-            out_flux.reshape(len(lines), ny, nx),
-            out_ivar.reshape(len(lines), ny, nx),
-            out_mask.reshape(len(lines), ny, nx),
+            out_flux,
+            out_ivar,
+            out_mask,
             redshift,
             settings,
             ebv_galactic=ebv_galactic,
+            stellar=stellar,
         )
 
     @staticmethod
