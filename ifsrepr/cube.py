@@ -209,7 +209,9 @@ class IFSCube:
     def _combined_mask(self, channels: slice) -> np.ndarray:
         flux = self._flux[channels]
         ivar = self._ivar[channels]
-        bad = ~np.isfinite(flux) | ~(ivar > 0) | ~np.isfinite(ivar)
+        with np.errstate(invalid="ignore"):
+            bad = ~(ivar > 0)  # also True for NaN
+        bad |= ~np.isfinite(flux)
         if self._given_mask is not None:
             bad |= np.asarray(self._given_mask[channels], dtype=bool)
         return bad
@@ -228,15 +230,24 @@ class IFSCube:
             Values; zero where not usable.
         usable : bool array, shape (K, ny * nx)
             False where masked, non-finite, or with ivar <= 0.
+
+        Examples
+        --------
+        >>> import numpy as np, astropy.units as u
+        >>> from ifsrepr import IFSCube
+        >>> cube = IFSCube(np.ones((5, 2, 3)) * u.Jy, np.linspace(6500.0, 6504.0, 5) * u.AA)
+        >>> wave, flux, ivar, usable = cube.channel_slab(1, 3)
+        >>> wave, flux.shape, bool(usable.all())
+        (array([6501., 6502.]), (2, 6), True)
         """
         channels = slice(start, stop)
         n = stop - start
         bad = self._combined_mask(channels).reshape(n, -1)
-        # np.array copies, so zeroing bad values never touches the cube itself.
-        flux = np.array(self._flux[channels], dtype=dtype).reshape(n, -1)
-        ivar = np.array(self._ivar[channels], dtype=dtype).reshape(n, -1)
-        flux[bad] = 0.0
-        ivar[bad] = 0.0
+        # Converting copies, so zeroing bad values never touches the cube itself.
+        flux = self._flux[channels].astype(dtype).reshape(n, -1)
+        ivar = self._ivar[channels].astype(dtype).reshape(n, -1)
+        np.copyto(flux, 0.0, where=bad)
+        np.copyto(ivar, 0.0, where=bad)
         wave = self._spectral_axis.value[channels]
         return wave, flux, ivar, ~bad
 

@@ -7,7 +7,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..exceptions import DataModelError
-from .bands import band_integrals
+from .bands import BandSums
 from .grid import SPEED_OF_LIGHT_KMS
 
 __all__ = ["estimate_velocity", "halpha_channels", "velocity_field"]
@@ -16,7 +16,7 @@ __all__ = ["estimate_velocity", "halpha_channels", "velocity_field"]
 HALPHA = 6564.608
 
 
-def _halpha_moment(wave, edges, flux, ivar, good, redshift, velocity, half_width, sidebands):
+def _halpha_moment(sums, redshift, velocity, half_width, sidebands):
     """Flux-weighted mean velocity of Hα in a window centred on ``velocity``."""
     shift = (1.0 + redshift) * (1.0 + velocity / SPEED_OF_LIGHT_KMS)
     centre = HALPHA * shift
@@ -24,9 +24,7 @@ def _halpha_moment(wave, edges, flux, ivar, good, redshift, velocity, half_width
                 centre * (1 + half_width / SPEED_OF_LIGHT_KMS))  # fmt: skip
     blue = (sidebands[0][0] * shift, sidebands[0][1] * shift)
     red = (sidebands[1][0] * shift, sidebands[1][1] * shift)
-    line_flux, line_ivar, masked, mean_wave = band_integrals(
-        wave, edges, flux, ivar, good, passband, blue, red, first_moment=True
-    )
+    line_flux, line_ivar, masked, mean_wave = sums.integrals(passband, blue, red, first_moment=True)
     moment_velocity = (mean_wave / (HALPHA * (1.0 + redshift)) - 1.0) * SPEED_OF_LIGHT_KMS
     snr = line_flux * np.sqrt(line_ivar)
     return moment_velocity, snr, masked
@@ -71,10 +69,9 @@ def estimate_velocity(
     sidebands = ((6483.0, 6513.0), (6623.0, 6653.0))  # the DAP's Hα side-bands
     velocity = np.zeros(flux.shape[1])
     snr = np.zeros(flux.shape[1])
+    sums = BandSums(wave, edges, flux, ivar, good, first_moment=True)
     for _ in range(2):
-        measured, snr, masked = _halpha_moment(
-            wave, edges, flux, ivar, good, redshift, velocity, half_width, sidebands
-        )
+        measured, snr, masked = _halpha_moment(sums, redshift, velocity, half_width, sidebands)
         reliable = ~masked & (snr >= min_snr) & np.isfinite(measured)
         reliable &= np.abs(measured) < max_speed
         velocity = np.where(reliable, measured, 0.0)

@@ -39,7 +39,7 @@ from ..exceptions import DataModelError
 from ..lines import EmissionLine
 from ..linestack import LineStack
 from ..plugins import hookimpl
-from .bands import band_integrals
+from .bands import BandSums
 from .common import build_stack, covered_lines, galactic_ebv, resolve_redshift
 from .continuum import check_continuum, fit_stellar_continuum
 from .grid import SPEED_OF_LIGHT_KMS, channel_edges
@@ -164,16 +164,13 @@ class WindowExtractor:
             slab_wave, slab_flux, slab_ivar, slab_usable = cube.channel_slab(start, stop)
             if stellar is not None:
                 slab_flux = stellar.subtract(start, stop, slab_flux, slab_usable)
+            # One set of running sums serves every line whose bands lie in this slab.
+            slab_edges = edges[start : stop + 1]
+            sums = BandSums(slab_wave, slab_edges, slab_flux, slab_ivar, slab_usable)
             for i, (rest, blue, red) in enumerate(bands):
                 if not inside[i] or windows[i] is None or not start <= windows[i][0] < stop:
                     continue
-                part = slice(windows[i][0] - start, windows[i][1] - start)
-                out_flux[i], out_ivar[i], out_mask[i] = band_integrals(
-                    slab_wave[part],
-                    edges[windows[i][0] : windows[i][1] + 1],
-                    slab_flux[part],
-                    slab_ivar[part],
-                    slab_usable[part],
+                out_flux[i], out_ivar[i], out_mask[i] = sums.integrals(
                     (rest[1] * shift, rest[2] * shift),
                     (blue[0] * shift, blue[1] * shift),
                     (red[0] * shift, red[1] * shift),

@@ -11,9 +11,10 @@ five 74x74x4563 arrays (about 500 MB decompressed); the LSF cubes, the
 broad-band images, the PSFs and the correlation tables are not needed to
 build an `IFSCube`. Uncompressed files are memory-mapped (the arrays come
 back read-only, in FITS big-endian byte order, and are paged in when used);
-``.fits.gz`` files are decompressed in one streaming pass with ``isal`` and
-the pass stops right after ``WAVE`` (the LSF cubes that sit between ``MASK``
-and ``WAVE`` in DR17 are decompressed and dropped, never held).
+``.fits.gz`` files are decompressed in one streaming pass with ``isal`` that
+stops right after ``MASK``, the wavelengths coming from the header WCS (see
+*Wavelengths*); with ``wavelength="WAVE"`` it goes on to ``WAVE`` (the LSF
+cubes between are decompressed and dropped, never held).
 
 Decisions
 ---------
@@ -32,7 +33,13 @@ Wavelengths
     From the ``WAVE`` extension (vacuum Angstrom), checked against the
     header's spectral WCS (``CTYPE3 = 'WAVE-LOG'`` for LOGCUBE, ``'WAVE'`` for
     LINCUBE): a disagreement of more than 1% of a channel width anywhere is a
-    `WavelengthMismatchError` naming the file. ``wavelength="wcs"`` uses the
+    `WavelengthMismatchError` naming the file. For ``.fits.gz`` files the
+    default (``wavelength="auto"``) takes the header WCS instead, so the
+    streaming pass can stop after ``MASK``: in DR17, ``WAVE`` comes after the
+    two LSF cubes, and reading it would mean decompressing 200 MB more (two
+    thirds more work) for values that agree with the WCS to about 2e-4 of a
+    channel (the DRP's own files); ``meta["wave_source"]`` says which was
+    used. ``wavelength="WAVE"`` insists on the extension. ``wavelength="wcs"`` uses the
     header WCS instead (and does not read ``WAVE``); ``check_wavelength=False``
     skips the check.
 Redshift
@@ -50,7 +57,9 @@ No ``MASK`` extension                       `CubeReadWarning`; only non-finite a
 NaN or infinite ``FLUX``/``IVAR`` values    masked, with a `CubeReadWarning` counting them
                                             (the DRP never writes them)
 ``IVAR`` zero everywhere                    `NoValidDataError`: no voxel can be weighted
-Negative ``IVAR``                           `ifsrepr.FileFormatError`
+Negative ``IVAR``                           `ifsrepr.FileFormatError` (in a memory-mapped
+                                            cube over 16 MB, found on every 16th channel;
+                                            elsewhere masked when used)
 Unknown ``BUNIT``                           `UnknownUnitError` (pass ``unit=`` to override)
 ``DRP3QUAL`` has ``CRITICAL`` set           `CubeReadWarning` (the DRP says do not use)
 ==========================================  =============================================
@@ -72,7 +81,7 @@ import numpy as np
 from astropy.io import fits
 
 from ..bitmask import bit_value, mask_bits
-from ..cube import IFSCube
+from ..cube import BitmaskView, IFSCube
 from ..exceptions import FileFormatError
 from ..plugins import hookimpl
 from ._fits import header_meta
@@ -130,9 +139,11 @@ class MangaCubeReader:
     -----------------
     redshift : float, optional
         The galaxy's redshift (DRPall ``nsa_z``); cube headers carry none.
-    wavelength : {"WAVE", "wcs"}
-        Take the wavelengths from the ``WAVE`` extension (default, checked
-        against the header WCS) or from the header WCS.
+    wavelength : {"auto", "WAVE", "wcs"}
+        Take the wavelengths from the ``WAVE`` extension (checked against
+        the header WCS) or from the header WCS. ``"auto"`` (default) reads
+        ``WAVE`` from uncompressed files and uses the header WCS of gzipped
+        ones (see the module docstring).
     check_wavelength : bool
         Check ``WAVE`` against the header WCS (default True).
     mask_flags : iterable of str
@@ -163,7 +174,7 @@ class MangaCubeReader:
         path: str | os.PathLike,
         *,
         redshift: float | None = None,
-        wavelength: str = "WAVE",
+        wavelength: str = "auto",
         check_wavelength: bool = True,
         mask_flags: Iterable[str] = _DEFAULT_MASK_FLAGS,
         unit: str | u.UnitBase | None = None,
@@ -172,10 +183,10 @@ class MangaCubeReader:
         """Read flux, inverse variance, mask, wavelengths and WCS of a DRP cube."""
         path = Path(path)
         source = str(wavelength).upper()
-        if source not in ("WAVE", "WCS"):
-            raise ValueError(f"wavelength must be 'WAVE' or 'wcs', not {wavelength!r}")
+        if source not in ("AUTO", "WAVE", "WCS"):
+            raise ValueError(f"wavelength must be 'auto', 'WAVE' or 'wcs', not {wavelength!r}")
         flag_value = bit_value("MANGA_DRP3PIXMASK", *mask_flags)
-        wanted = {"FLUX", "IVAR", "MASK"} | ({"WAVE"} if source == "WAVE" else set())
+        wanted = {"FLUX", "IVAR", "MASK"} | ({"WAVE"} if source != "WCS" else set())
 
         arrays: dict[str, np.ndarray] = {}
         headers: dict[str, fits.Header] = {}
@@ -184,13 +195,23 @@ class MangaCubeReader:
             for entry in stream:
                 if entry.index == 0:
                     primary = entry.header
-                elif entry.name in wanted and entry.name not in arrays:
+                    continue
+                if entry.name == "FLUX" and source == "AUTO":
+                    # In a gzipped DR17 cube WAVE sits behind the two LSF cubes
+                    # (200 MB more to decompress) and the header's log-lambda
+                    # WCS gives the same grid (to 2e-4 of a channel): use it.
+                    source = "WAVE"
+                    if stream.compressed and _has_spectral_wcs(entry.header):
+                        source = "WCS"
+                        wanted.discard("WAVE")
+                if entry.name in wanted and entry.name not in arrays:
                     if not entry.is_image:
                         raise FileFormatError(f"{path}: the {entry.name} HDU is not an image")
                     arrays[entry.name] = stream.read_data(entry)
                     headers[entry.name] = entry.header
                     if wanted <= arrays.keys():
-                        break  # do not decompress the images, PSFs and tables after WAVE
+                        break  # do not decompress what comes after
+        source = "WAVE" if source == "AUTO" else source
 
         for required in ("FLUX", "IVAR"):
             if required not in arrays:
@@ -295,43 +316,38 @@ class MangaCubeReader:
         bits: np.ndarray | None,
         flag_value: int,
         flags: tuple[str, ...],
-    ) -> np.ndarray:
-        mask = np.empty(flux.shape, dtype=bool)
-        n_negative = n_bad_flux = n_bad_ivar = n_weighted = 0
-        # Work through the cube in slabs of channels of about 4 MB: the
-        # temporaries stay in cache and are reused, instead of a handful of
-        # full-size (100 MB for a 74x74 cube) arrays per test.
-        step = max(1, (1 << 20) // max(1, flux.shape[1] * flux.shape[2]))
-        flag = np.int32(flag_value)  # all DRP3PIXMASK flags sit below bit 31
-        for start in range(0, flux.shape[0], step):
-            slab = slice(start, start + step)
-            ivar_slab, flux_slab = ivar[slab], flux[slab]
-            with np.errstate(invalid="ignore"):
-                weighted = ivar_slab > 0  # False for zero, negative and NaN
-                n_negative += int(np.count_nonzero(ivar_slab < 0))
-            bad_flux = ~np.isfinite(flux_slab)
-            n_bad_flux += int(np.count_nonzero(bad_flux))
-            n_bad_ivar += int(np.count_nonzero(~np.isfinite(ivar_slab)))
-            n_weighted += int(np.count_nonzero(weighted))
-            out = mask[slab]
-            np.logical_not(weighted, out=out)
-            out |= bad_flux
-            if bits is not None:
-                out |= np.bitwise_and(bits[slab], flag) != 0
-        if n_negative:
+    ) -> BitmaskView | None:
+        """Check the values and return the DRP mask as a lazy boolean view.
+
+        The combined mask (DRP flags, non-finite flux, ivar <= 0) is formed by
+        `IFSCube` for the channels that are used, never for the whole cube at
+        once. Decompressed cubes are in memory already, so every value is
+        checked here; a memory-mapped cube larger than 16 MB is checked on
+        every 16th channel (and the last) so that reading stays lazy; in the
+        other channels, bad values are masked when they are used.
+        """
+        # Sampling only pays for large cubes (a 74x74 MaNGA cube is 100 MB).
+        memory_mapped = _is_memory_mapped(flux) and flux.nbytes > _FULL_CHECK_BYTES
+        channels = range(0, flux.shape[0], 16 if memory_mapped else 1)
+        sample = sorted({*channels, flux.shape[0] - 1})
+        counts = _value_counts(flux, ivar, sample)
+        if counts["positive"] == 0 and memory_mapped:
+            counts["positive"] = _value_counts(flux, ivar, range(flux.shape[0]))["positive"]
+        if counts["negative"]:
             raise FileFormatError(
-                f"{path}: IVAR has {n_negative} negative values; an inverse variance cannot "
-                "be negative"
+                f"{path}: IVAR has {counts['negative']} negative values; an inverse variance "
+                "cannot be negative"
             )
-        if n_weighted == 0:
+        if counts["positive"] == 0:
             raise NoValidDataError(
                 f"{path}: IVAR is zero (or not finite) everywhere, so no voxel has a usable "
                 "noise estimate; the cube cannot be used"
             )
-        if n_bad_flux or n_bad_ivar:
+        if counts["bad_flux"] or counts["bad_ivar"]:
+            checked = f" (in the {len(sample)} channels checked)" if memory_mapped else ""
             warnings.warn(
-                f"{path}: {n_bad_flux} FLUX and {n_bad_ivar} IVAR values are NaN or infinite "
-                "(the DRP never writes these); those voxels are masked",
+                f"{path}: {counts['bad_flux']} FLUX and {counts['bad_ivar']} IVAR values are NaN "
+                f"or infinite{checked} (the DRP never writes these); those voxels are masked",
                 CubeReadWarning,
                 stacklevel=4,
             )
@@ -342,7 +358,9 @@ class MangaCubeReader:
                 CubeReadWarning,
                 stacklevel=4,
             )
-        return mask
+            return None
+        # All DRP3PIXMASK flags sit below bit 31.
+        return BitmaskView(bits, flag_value)
 
     @staticmethod
     def _meta(primary: fits.Header, flux_header: fits.Header) -> dict[str, Any]:
@@ -366,6 +384,59 @@ class MangaCubeReader:
                     stacklevel=4,
                 )
         return meta
+
+
+def _has_spectral_wcs(header: fits.Header) -> bool:
+    """Whether the FLUX header describes its wavelength axis (CTYPE3 and a step)."""
+    ctype = str(header.get("CTYPE3", "")).upper()
+    step = header.get("CD3_3", header.get("CDELT3"))
+    return ctype.startswith("WAVE") and step is not None and "CRVAL3" in header
+
+
+#: Memory-mapped cubes larger than this are checked on a sample of channels at read.
+_FULL_CHECK_BYTES = 16 << 20
+
+
+def _is_memory_mapped(array: np.ndarray) -> bool:
+    """Whether ``array`` is (a view of) a memory map, so reading it means disk I/O."""
+    while array is not None:
+        if isinstance(array, np.memmap):
+            return True
+        array = getattr(array, "base", None)
+        if not isinstance(array, np.ndarray):
+            return False
+    return False
+
+
+def _value_counts(flux: np.ndarray, ivar: np.ndarray, channels) -> dict[str, int]:
+    """Count negative and non-finite values, and positive ivar, in some channels.
+
+    Works through slabs of channels with reductions (min, max), and counts
+    exactly only in slabs that have something to count; no full-size
+    temporaries.
+    """
+    counts = dict.fromkeys(("negative", "positive", "bad_flux", "bad_ivar"), 0)
+    # ("positive" counts slabs with a positive ivar: only whether any is wanted.)
+    channels = np.asarray(list(channels))
+    step = max(1, (1 << 20) // max(1, flux.shape[1] * flux.shape[2]))
+    for first in range(0, channels.size, step):
+        index = channels[first : first + step]
+        if index.size > 1 and np.all(np.diff(index) == 1):
+            index = slice(int(index[0]), int(index[-1]) + 1)  # a view, not a copy
+        flux_slab, ivar_slab = flux[index], ivar[index]
+        low, high = ivar_slab.min(), ivar_slab.max()
+        if np.isfinite(low) and np.isfinite(high):
+            counts["negative"] += int(np.count_nonzero(ivar_slab < 0)) if low < 0 else 0
+            counts["positive"] += int(high > 0)  # whether any, not how many
+        else:
+            finite = np.isfinite(ivar_slab)
+            counts["bad_ivar"] += int(ivar_slab.size - np.count_nonzero(finite))
+            with np.errstate(invalid="ignore"):
+                counts["negative"] += int(np.count_nonzero(ivar_slab < 0))
+                counts["positive"] += int(np.any(finite & (ivar_slab > 0)))
+        if not (np.isfinite(flux_slab.min()) and np.isfinite(flux_slab.max())):
+            counts["bad_flux"] += int(flux_slab.size - np.count_nonzero(np.isfinite(flux_slab)))
+    return counts
 
 
 @hookimpl
