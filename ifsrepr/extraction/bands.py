@@ -71,6 +71,20 @@ class _Position:
         self.channel = channel
         self.below = (x - edges[channel]) / width[channel]
 
+    def subset(self, index: np.ndarray) -> _Position:
+        """The positions of some spaxels only."""
+        part = object.__new__(_Position)
+        for name in self.__slots__:
+            setattr(part, name, getattr(self, name)[index])
+        return part
+
+
+def _running_sum(values: np.ndarray) -> np.ndarray:
+    """Cumulative sum along the channels, with a leading row of zeros."""
+    table = np.zeros((values.shape[0] + 1, *values.shape[1:]))
+    np.cumsum(values, axis=0, out=table[1:])
+    return table
+
 
 def _partial(table: np.ndarray, values: np.ndarray, at: _Position, columns) -> np.ndarray:
     """Running integral of ``values`` up to each spaxel's position (``table`` = cumsum)."""
@@ -139,31 +153,43 @@ class BandSums:
             usable, flux, ivar = usable[:, live], flux[:, live], ivar[:, live]
         self._columns = np.arange(flux.shape[1])
 
-        usable_width = usable * width[:, None]
+        # Inside the footprint most spaxels can use every channel of a slab;
+        # for them the usable width of a band is its width, known from 1-D
+        # running sums. Only "holey" spaxels need their own.
+        self._holey = np.flatnonzero(~usable.all(axis=0))
         with np.errstate(divide="ignore", invalid="ignore"):
-            variance = np.where(usable, width[:, None] ** 2 / ivar, 0.0)
+            flux_width = np.multiply(flux, width[:, None], where=usable, out=np.zeros(flux.shape))
+            variance = np.divide(width[:, None] ** 2, ivar, where=usable, out=np.zeros(ivar.shape))
         per_channel = {
             "w": width,  # 1-D: the same for every spaxel
             "w_wave": width * wave,
             "w_wave2": width * wave**2,
-            "wu": usable_width,
-            "wu_wave": usable_width * wave[:, None],
-            "wu_flux": usable_width * np.where(usable, flux, 0.0),
+            "wu_flux": flux_width,
             "wu_var": variance,
         }
         if first_moment:
-            per_channel["wu_flux_wave"] = per_channel["wu_flux"] * wave[:, None]
+            per_channel["wu_flux_wave"] = flux_width * wave[:, None]
+        holey_width = usable[:, self._holey] * width[:, None]
+        self._holey_values = {"wu": holey_width, "wu_wave": holey_width * wave[:, None]}
         self._values = per_channel
-        self._tables = {}
-        for name, values in per_channel.items():
-            table = np.zeros((values.shape[0] + 1, *values.shape[1:]))
-            np.cumsum(values, axis=0, out=table[1:])
-            self._tables[name] = table
+        self._tables = {name: _running_sum(values) for name, values in per_channel.items()}
+        self._holey_tables = {name: _running_sum(v) for name, v in self._holey_values.items()}
 
     def _locate(self, x: np.ndarray) -> _Position:
         return _Position(self._edges, self._width, np.asarray(x, dtype=float))
 
     def _integral(self, name: str, lo: _Position, hi: _Position) -> np.ndarray:
+        if name in self._holey_tables:
+            # The full width (1-D), replaced where some channels are unusable.
+            result = self._integral({"wu": "w", "wu_wave": "w_wave"}[name], lo, hi)
+            if self._holey.size:
+                table, values = self._holey_tables[name], self._holey_values[name]
+                columns = np.arange(self._holey.size)
+                lo_h, hi_h = lo.subset(self._holey), hi.subset(self._holey)
+                result[self._holey] = _partial(table, values, hi_h, columns) - _partial(
+                    table, values, lo_h, columns
+                )
+            return result
         table, values = self._tables[name], self._values[name]
         return _partial(table, values, hi, self._columns) - _partial(
             table, values, lo, self._columns
