@@ -65,5 +65,16 @@ def bit_value(mask_name: str, *flags: str) -> int:
 
 
 def flagged(mask: np.ndarray, mask_name: str, *flags: str) -> np.ndarray:
-    """Boolean array: True where any of the named flags is set in ``mask``."""
+    """Boolean array: True where any of the named flags is set in ``mask``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ifsrepr.bitmask import flagged
+    >>> mask = np.array([0, 1, 2**30, 2**30 + 1])  # nothing, NOCOV, DONOTUSE, both
+    >>> flagged(mask, "MANGA_DAPPIXMASK", "DONOTUSE")
+    array([False, False,  True,  True])
+    >>> flagged(mask, "MANGA_DAPPIXMASK", "NOCOV", "DONOTUSE")
+    array([False,  True,  True,  True])
+    """
     return (np.asarray(mask).astype(np.int64) & bit_value(mask_name, *flags)) != 0

@@ -27,7 +27,14 @@ _SAMPLES = {
 
 
 def sample_names() -> list[str]:
-    """Names of the bundled sample files."""
+    """Names of the bundled sample files.
+
+    Examples
+    --------
+    >>> from ifsrepr import datasets
+    >>> datasets.sample_names()
+    ['manga-7815-3702-maps']
+    """
     return sorted(_SAMPLES)
 
 

@@ -80,11 +80,26 @@ class IFSEncoder:
 
     Examples
     --------
+    The bundled pretrained model, encoding the DR17 MAPS file of a mock galaxy:
+
+    >>> import tempfile
+    >>> from pathlib import Path
     >>> import ifsrepr
-    >>> encoder = ifsrepr.IFSEncoder.from_pretrained("manga-convlstm")  # doctest: +SKIP
-    >>> maps = ifsrepr.read(ifsrepr.datasets.get_path("manga-7815-3702-maps"))
-    >>> encoder.encode([maps]).shape  # doctest: +SKIP
+    >>> from ifsrepr.mock import draw_survey, write_galaxy
+    >>> encoder = ifsrepr.IFSEncoder.from_pretrained("manga-convlstm", device="cpu")
+    >>> encoder
+    <IFSEncoder convlstm (fitted), options={'frontend_channels': [16, 32, 32]}>
+    >>> params = draw_survey(1, seed=0, fibres=[19])[0]
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     files = write_galaxy(params, tmp, ["maps"])
+    ...     maps = ifsrepr.read(Path(tmp) / files["maps"])
+    >>> encoder.encode([maps]).shape
     (1, 128)
+    >>> encoder.reconstruct([maps])
+    [<LineStack 9028-1902: 19 lines x 64 x 64 spaxels, unit=1e-17 erg / (s arcsec2 cm2)>]
+
+    A model of one's own is fitted on a survey dataset (``ifsrepr extract``
+    output) with `fit`, and saved with `save_pretrained`.
     """
 
     def __init__(

@@ -50,7 +50,20 @@ class PretrainedNotAvailableError(IFSReprError):
 
 
 def cache_dir(directory: str | os.PathLike | None = None) -> Path:
-    """The weights cache: ``directory``, else ``$IFSREPR_CACHE_DIR``, else the user cache."""
+    """The weights cache: ``directory``, else ``$IFSREPR_CACHE_DIR``, else the user cache.
+
+    Examples
+    --------
+    >>> import os
+    >>> from pathlib import Path
+    >>> from unittest import mock
+    >>> from ifsrepr.hub import cache_dir
+    >>> cache_dir("/scratch/weights") == Path("/scratch/weights")
+    True
+    >>> with mock.patch.dict(os.environ, {"IFSREPR_CACHE_DIR": "/shared/ifsrepr"}):
+    ...     cache_dir() == Path("/shared/ifsrepr")
+    True
+    """
     if directory is not None:
         return Path(directory)
     if os.environ.get(CACHE_VARIABLE):
@@ -61,7 +74,19 @@ def cache_dir(directory: str | os.PathLike | None = None) -> Path:
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 digest of a file, read in blocks."""
+    """Hex SHA-256 digest of a file, read in blocks.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from ifsrepr.hub import file_sha256
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = Path(tmp) / "weights.bin"
+    ...     _ = path.write_bytes(b"abc")
+    ...     file_sha256(path)
+    'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
@@ -115,6 +140,19 @@ def resolve_pretrained(
         When the weights must be downloaded but may not or cannot be.
     ifsrepr.FileFormatError
         When the weights' checksum does not match the registry.
+
+    Examples
+    --------
+    The weights of ``manga-convlstm`` ship with the package (and are checked):
+
+    >>> from ifsrepr.hub import resolve_pretrained
+    >>> directory = resolve_pretrained("manga-convlstm")
+    >>> directory.name, sorted(p.name for p in directory.glob("*.json"))
+    ('manga-convlstm', ['config.json', 'quality.json'])
+    >>> resolve_pretrained("no-such-model")
+    Traceback (most recent call last):
+    ...
+    ifsrepr.exceptions.UnknownNameError: 'no-such-model' is neither a directory nor a ...
     """
     path = Path(name_or_dir)
     if path.is_dir():
@@ -151,6 +189,57 @@ def download_pretrained(
 
     Run this on a machine with a network to pre-fetch weights for an offline
     one, then copy the cache directory (see `cache_dir`) across.
+
+    Parameters
+    ----------
+    name : str
+        A registered pretrained model with a ``url``.
+    cache_dir : path-like, optional
+        The cache (see `cache_dir`).
+    local_files_only : bool
+        Never download: return the cached copy, or fail.
+    progressbar : bool
+        Show the download's progress.
+
+    Returns
+    -------
+    pathlib.Path
+        The cached directory, with ``config.json`` and ``model.safetensors``.
+
+    Raises
+    ------
+    PretrainedNotAvailableError
+        If the model has no URL, or the weights are not cached and may not
+        (or cannot) be downloaded.
+    ifsrepr.FileFormatError
+        If the weights do not match their registered SHA-256.
+
+    Examples
+    --------
+    A model registered with a URL (as a plugin would), asked for offline
+    before it was ever downloaded:
+
+    >>> import tempfile
+    >>> from ifsrepr.hub import download_pretrained
+    >>> from ifsrepr.plugins import PretrainedModel, get_pretrained, reset
+    >>> remote = PretrainedModel("demo-remote", "convlstm", sha256="0" * 64,
+    ...                          url="https://example.org/demo-remote.safetensors")
+    >>> get_pretrained().add(remote, plugin="demo")
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> download_pretrained("demo-remote", cache_dir=tmp.name, local_files_only=True)
+    Traceback (most recent call last):
+    ...
+    ifsrepr.hub.PretrainedNotAvailableError: the weights of 'demo-remote' are not in the cache
+    (...) and downloads are off (local_files_only=True or IFSREPR_OFFLINE=1). ...
+    >>> reset()  # forget the demo registration
+    >>> tmp.cleanup()
+
+    Weights shipped inside a package have nothing to download:
+
+    >>> download_pretrained("manga-convlstm")
+    Traceback (most recent call last):
+    ...
+    ifsrepr.hub.PretrainedNotAvailableError: pretrained model 'manga-convlstm' has no URL ...
     """
     entry = get_pretrained().get(name)
     url = getattr(entry, "url", None)

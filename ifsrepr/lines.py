@@ -161,7 +161,14 @@ def _line_sets() -> dict[str, tuple[EmissionLine, ...]]:
 
 
 def line_set_names() -> list[str]:
-    """Names of the built-in line sets."""
+    """Names of the built-in line sets.
+
+    Examples
+    --------
+    >>> from ifsrepr.lines import line_set_names
+    >>> line_set_names()
+    ['manga19', 'manga35']
+    """
     return sorted(_line_sets())
 
 

@@ -99,6 +99,17 @@ class TemplateLibrary:
         ``"old"``, ``"young"`` or ``"agn"`` for each template.
     d4000 : ndarray
         D4000n of each template.
+
+    Examples
+    --------
+    >>> from ifsrepr.templates import load_templates
+    >>> lib = load_templates()
+    >>> lib.templates.shape
+    (9, 5524)
+    >>> [lib.names[i] for i in lib.indices("agn")]
+    ['multicomp-2', 'multicomp-3']
+    >>> lib.rest_wavelength[[0, -1]]  # doctest: +FLOAT_CMP
+    array([ 3000.        , 10700.92338629])
     """
 
     templates: np.ndarray
@@ -117,7 +128,17 @@ class TemplateLibrary:
 
 
 def read_spectra() -> dict[str, np.ndarray]:
-    """The shipped real spectra: ``flux, ivar, mask, sres`` (11, 4563), ``z`` (11,), ``wave``."""
+    """The shipped real spectra: ``flux, ivar, mask, sres`` (11, 4563), ``z`` (11,), ``wave``.
+
+    Examples
+    --------
+    >>> from ifsrepr.templates import SOURCES, read_spectra
+    >>> spectra = read_spectra()
+    >>> spectra["flux"].shape, len(SOURCES)
+    ((11, 4563), 11)
+    >>> spectra["wave"][[0, -1]]  # doctest: +FLOAT_CMP
+    array([ 3621.59598486, 10353.80544415])
+    """
     root = resources.files("ifsrepr") / "data" / "mock"
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("flux", "ivar", "mask", "sres", "z")}
     wave = None

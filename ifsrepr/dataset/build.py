@@ -50,7 +50,41 @@ DEFAULT_UNIT = "1e-17 erg / (s cm2 arcsec2)"
 
 @dataclass
 class SurveySummary:
-    """The outcome of `extract_survey`."""
+    """The outcome of `extract_survey`.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The dataset file.
+    n_galaxies : int
+        Galaxies in the dataset now.
+    n_processed, n_already_done : int
+        Inputs processed by this run, and inputs found done by an earlier one.
+    failures, skipped : astropy.table.Table
+        Inputs that failed, and found files that no reader recognises
+        (`load_failures`).
+    seconds : float
+        Duration of the run.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import ifsrepr
+    >>> from ifsrepr.dataset import extract_survey
+    >>> from ifsrepr.preprocess import Preprocessor
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> broken = Path(tmp.name) / "broken.fits"
+    >>> _ = broken.write_text("not a FITS file")
+    >>> maps = ifsrepr.datasets.get_path("manga-7815-3702-maps")
+    >>> summary = extract_survey([maps, broken], Path(tmp.name) / "survey.h5",
+    ...                          preprocessor=Preprocessor("manga19", size=16), progress=False)
+    >>> summary.ok, summary.n_galaxies, len(summary.failures)
+    (False, 1, 1)
+    >>> print(summary.failures["reason"][0])
+    no reader recognises this file (not a FITS file); tried: ...
+    >>> tmp.cleanup()
+    """
 
     path: Path
     n_galaxies: int
@@ -77,6 +111,16 @@ def dataset_settings(
 
     Learned normalisation scales are not part of it: they are refitted on the
     dataset at the end of every run that adds galaxies.
+
+    Examples
+    --------
+    >>> from ifsrepr.dataset import dataset_settings
+    >>> from ifsrepr.preprocess import Preprocessor
+    >>> settings = dataset_settings(Preprocessor("manga19", size=16), method="gaussian")
+    >>> sorted(settings)
+    ['extraction', 'format_version', 'preprocessing', 'unit']
+    >>> settings["extraction"], settings["preprocessing"]["size"], settings["unit"]
+    ({'method': 'gaussian', 'options': {}}, 16, '1e-17 erg / (s arcsec2 cm2)')
     """
     try:
         json.dumps(dict(options or {}))
@@ -166,6 +210,38 @@ def extract_survey(
         If ``output`` was written with other settings.
     DatasetError
         If ``output`` is not an ifsrepr dataset, or another run is writing it.
+
+    Examples
+    --------
+    The bundled MaNGA MAPS file on a 16x16 grid (its header gives the redshift
+    and effective radius; a survey takes them from ``catalog=``):
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import ifsrepr
+    >>> from ifsrepr.dataset import extract_survey, load_metadata
+    >>> from ifsrepr.preprocess import Preprocessor
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> output = Path(tmp.name) / "survey.h5"
+    >>> maps = ifsrepr.datasets.get_path("manga-7815-3702-maps")
+    >>> summary = extract_survey([maps], output, preprocessor=Preprocessor("manga19", size=16),
+    ...                          progress=False)
+    >>> summary.n_galaxies, summary.n_processed
+    (1, 1)
+
+    A rerun resumes: the galaxy is done already. Other settings are refused:
+
+    >>> extract_survey([maps], output, preprocessor=Preprocessor("manga19", size=16),
+    ...                progress=False).n_already_done
+    1
+    >>> extract_survey([maps], output, preprocessor=Preprocessor("manga19", size=32),
+    ...                progress=False)
+    Traceback (most recent call last):
+    ...
+    ifsrepr.dataset.errors.SettingsMismatchError: ... was written with different settings:
+      preprocessing.size: 16 in the dataset, 32 in this run
+    Resume it with the dataset's settings, or write to a new output.
+    >>> tmp.cleanup()
     """
     start = time.perf_counter()
     say = echo or (lambda message: None)

@@ -57,6 +57,22 @@ class Catalog:
     DRPall writes -9999 for unknown values; any non-finite, masked, or
     (for the redshift) below -0.01, (for the radius) non-positive value is
     treated as unknown.
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> from ifsrepr.dataset import Catalog
+    >>> table = Table({"plateifu": ["8485-1901", "7815-3702"], "nsa_z": [0.0289, -9999.0],
+    ...                "nsa_elpetro_th50_r": [4.2, 3.7]})
+    >>> catalog = Catalog(table, source="drpall")
+    >>> len(catalog), "8485-1901" in catalog
+    (2, True)
+    >>> catalog.lookup("8485-1901")
+    {'redshift': 0.0289, 'reff': 4.2}
+    >>> catalog.lookup("7815-3702")  # DRPall's -9999: unknown
+    {'reff': 3.7}
+    >>> catalog.lookup("1-1")
+    {}
     """
 
     def __init__(
@@ -179,6 +195,29 @@ def load_catalog(path: str | os.PathLike) -> Catalog:
 
     Worker processes call this for every batch, so a 100,000-row DRPall is
     parsed once per worker, not once per galaxy.
+
+    Parameters
+    ----------
+    path : path-like
+        A FITS table (DRPall's ``MANGA`` HDU if present), ECSV or CSV file.
+
+    Returns
+    -------
+    Catalog
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from astropy.table import Table
+    >>> from ifsrepr.dataset import load_catalog
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = Path(tmp) / "drpall.csv"
+    ...     Table({"plateifu": ["8485-1901"], "nsa_z": [0.0289]}).write(path)
+    ...     catalog = load_catalog(path)
+    ...     same = load_catalog(path) is catalog  # read once
+    >>> catalog.lookup("8485-1901"), same
+    ({'redshift': 0.0289}, True)
     """
     path = Path(path).resolve()
     try:

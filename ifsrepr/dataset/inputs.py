@@ -60,6 +60,16 @@ class InputItem:
         means skip, not fail).
     overrides : dict
         Per-file ``plateifu``, ``redshift`` or ``reff`` from a table of paths.
+
+    Examples
+    --------
+    `resolve_inputs` makes these; a file named directly is not ``discovered``,
+    so if no reader recognises it, that is a failure rather than a skip:
+
+    >>> from ifsrepr.dataset import InputItem
+    >>> item = InputItem("/data/manga-8485-1901-MAPS.fits.gz", overrides={"redshift": 0.0289})
+    >>> item.discovered, item.overrides
+    (False, {'redshift': 0.0289})
     """
 
     path: str
@@ -88,6 +98,32 @@ def resolve_inputs(
     ------
     ifsrepr.FileFormatError
         If a glob matches nothing or a table of paths has no path column.
+
+    Examples
+    --------
+    A directory of (empty, for the example) MAPS files, and a table of paths
+    that gives one of them its own redshift:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from astropy.table import Table
+    >>> from ifsrepr.dataset import resolve_inputs
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> cubes = Path(tmp.name) / "cubes"
+    >>> cubes.mkdir()
+    >>> for name in ["a-MAPS.fits.gz", "b-MAPS.fits.gz", "notes.txt"]:
+    ...     _ = (cubes / name).write_bytes(b"")
+    >>> [Path(item.path).name for item in resolve_inputs([cubes])]
+    ['a-MAPS.fits.gz', 'b-MAPS.fits.gz']
+    >>> table = Path(tmp.name) / "inputs.ecsv"
+    >>> Table({"path": ["cubes/a-MAPS.fits.gz"], "nsa_z": [0.05]}).write(table)
+    >>> for item in resolve_inputs([table, cubes]):
+    ...     print(Path(item.path).name, item.discovered, item.overrides)
+    a-MAPS.fits.gz False {'redshift': 0.05}
+    b-MAPS.fits.gz True {}
+    >>> len(resolve_inputs([cubes / "*.fits.gz"], exclude=[cubes / "b-MAPS.fits.gz"]))
+    1
+    >>> tmp.cleanup()
     """
     excluded = {str(Path(p).resolve()) for p in exclude}
     items: dict[str, InputItem] = {}

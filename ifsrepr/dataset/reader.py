@@ -51,10 +51,32 @@ class SurveyDataset(Dataset):
 
     Examples
     --------
-    >>> from torch.utils.data import DataLoader                  # doctest: +SKIP
-    >>> data = SurveyDataset("survey.h5")                         # doctest: +SKIP
-    >>> for x, w, index in DataLoader(data, batch_size=32, num_workers=4):  # doctest: +SKIP
-    ...     loss = (w * (model(x) - x) ** 2).mean()
+    A dataset of three mock galaxies on a 16x16 grid, streamed in batches:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from torch.utils.data import DataLoader
+    >>> from ifsrepr.dataset import SurveyDataset, extract_survey
+    >>> from ifsrepr.mock import make_survey
+    >>> from ifsrepr.preprocess import Preprocessor
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> inputs, output = Path(tmp.name) / "in", Path(tmp.name) / "survey.h5"
+    >>> _ = make_survey(inputs, 3, seed=1, products=["linestack"], fibres=[19])
+    >>> _ = extract_survey([inputs], output, catalog=inputs / "drpall-mock.fits",
+    ...                    preprocessor=Preprocessor("manga19", size=16), progress=False)
+    >>> data = SurveyDataset(output)
+    >>> data
+    <SurveyDataset survey.h5: 3 galaxies>
+    >>> x, w, index = next(iter(DataLoader(data, batch_size=2)))
+    >>> tuple(x.shape), tuple(w.shape), index.tolist()
+    ((2, 19, 16, 16), (2, 19, 16, 16), [0, 1])
+
+    Item by item, in physical units:
+
+    >>> data.stack(2)
+    <LineStack 9862-1902: 19 lines x 16 x 16 spaxels, unit=1e-17 erg / (s arcsec2 cm2)>
+    >>> data.close()
+    >>> tmp.cleanup()
     """
 
     def __init__(

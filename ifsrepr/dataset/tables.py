@@ -79,7 +79,26 @@ def _check_index(path: Path, handle: h5py.File) -> None:
 
 
 def read_attrs(path: str | os.PathLike) -> dict[str, Any]:
-    """The dataset's attributes, with JSON values (settings, preprocessor) decoded."""
+    """The dataset's attributes, with JSON values (settings, preprocessor) decoded.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import ifsrepr
+    >>> from ifsrepr.dataset import extract_survey, read_attrs
+    >>> from ifsrepr.preprocess import Preprocessor
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> output = Path(tmp.name) / "survey.h5"
+    >>> _ = extract_survey([ifsrepr.datasets.get_path("manga-7815-3702-maps")], output,
+    ...                    preprocessor=Preprocessor("manga19", size=16), progress=False)
+    >>> attrs = read_attrs(output)
+    >>> attrs["format"], attrs["n_galaxies"], attrs["complete"]
+    ('ifsrepr-survey', 1, True)
+    >>> attrs["settings"]["preprocessing"]["size"], attrs["unit"]
+    (16, '1e-17 erg / (s arcsec2 cm2)')
+    >>> tmp.cleanup()
+    """
     with open_index(path) as index:
         return _decode_attrs(index.attrs)
 
@@ -108,6 +127,31 @@ def load_metadata(path: str | os.PathLike) -> Table:
     (arcsec), ``grid`` (JSON, for `Preprocessor.inverse_transform`),
     ``part`` and ``part_row`` (where the arrays live), and ``n_good``
     (unmasked pixels per line). ``table.meta`` holds the dataset attributes.
+
+    Examples
+    --------
+    The bundled DR15 MAPS file lacks four of the ``manga19`` lines, so its
+    galaxy is stored as ``partial``:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import ifsrepr
+    >>> from ifsrepr.dataset import extract_survey, load_metadata
+    >>> from ifsrepr.preprocess import Preprocessor
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> output = Path(tmp.name) / "survey.h5"
+    >>> _ = extract_survey([ifsrepr.datasets.get_path("manga-7815-3702-maps")], output,
+    ...                    preprocessor=Preprocessor("manga19", size=16), progress=False)
+    >>> meta = load_metadata(output)
+    >>> meta["plateifu", "kind", "redshift", "status"]
+    <Table length=1>
+     plateifu    kind   redshift  status
+       str9     str9   float64    str7
+    --------- --------- -------- -------
+    7815-3702 linestack  0.02938 partial
+    >>> print(meta["missing_lines"][0])
+    ArIII-7137,ArIII-7753,HeI-7067,NI-5199
+    >>> tmp.cleanup()
     """
     with open_index(path) as index:
         table = _columns_table(index["meta"], INDEX_COLUMNS)
@@ -124,6 +168,29 @@ def load_failures(path: str | os.PathLike, *, skipped: bool = False) -> Table:
 
     With ``skipped=True``: the files a directory scan or glob found that no
     reader recognises instead.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import ifsrepr
+    >>> from ifsrepr.dataset import extract_survey, load_failures
+    >>> from ifsrepr.preprocess import Preprocessor
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> broken = Path(tmp.name) / "broken.fits"
+    >>> _ = broken.write_text("not a FITS file")
+    >>> maps = ifsrepr.datasets.get_path("manga-7815-3702-maps")
+    >>> output = Path(tmp.name) / "survey.h5"
+    >>> _ = extract_survey([maps, broken], output, preprocessor=Preprocessor("manga19", size=16),
+    ...                    progress=False)
+    >>> failures = load_failures(output)
+    >>> len(failures), Path(failures["source"][0]).name
+    (1, 'broken.fits')
+    >>> print(failures["reason"][0])
+    no reader recognises this file (not a FITS file); tried: ...
+    >>> len(load_failures(output, skipped=True))
+    0
+    >>> tmp.cleanup()
     """
     with open_index(path) as index:
         return _columns_table(

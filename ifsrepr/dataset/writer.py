@@ -392,6 +392,24 @@ def consolidate(path: str | os.PathLike, output: str | os.PathLike, *, chunk: in
     -------
     pathlib.Path
         ``output``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import ifsrepr
+    >>> from ifsrepr.dataset import consolidate, extract_survey, read_attrs
+    >>> from ifsrepr.preprocess import Preprocessor
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> index = Path(tmp.name) / "survey.h5"
+    >>> _ = extract_survey([ifsrepr.datasets.get_path("manga-7815-3702-maps")], index,
+    ...                    preprocessor=Preprocessor("manga19", size=16), progress=False)
+    >>> sorted(p.name for p in Path(tmp.name).iterdir())  # the index and its parts
+    ['survey.h5', 'survey.h5.d']
+    >>> single = consolidate(index, Path(tmp.name) / "single.h5")
+    >>> single.name, read_attrs(single)["consolidated"], read_attrs(single)["n_galaxies"]
+    ('single.h5', True, 1)
+    >>> tmp.cleanup()
     """
     from .tables import open_index  # checks the parts exist
 

@@ -51,6 +51,24 @@ def extract_lines(
         If the cube has no redshift and none is given.
     ifsrepr.UnknownNameError
         For an unknown method or line name.
+
+    Examples
+    --------
+    A 2x3-spaxel cube with Halpha (flux 60) and [NII] 6585 (flux 20) at z = 0.02:
+
+    >>> import numpy as np, astropy.units as u
+    >>> import ifsrepr
+    >>> from ifsrepr.extraction.forward import MANGA_WAVELENGTH as wave, render_lines
+    >>> fluxes = np.stack([np.full((2, 3), 60.0), np.full((2, 3), 20.0)])
+    >>> spectra = render_lines([6564.61, 6585.27], fluxes, 0.0, 70.0, 0.02) + 1.0
+    >>> cube = ifsrepr.IFSCube(spectra * u.Unit("1e-17 erg/(s cm2 Angstrom)"), wave * u.AA,
+    ...                        ivar=np.full(spectra.shape, 100.0), redshift=0.02,
+    ...                        meta={"plateifu": "1-2"})
+    >>> stack = ifsrepr.extract_lines(cube, ["Ha-6564", "NII-6585"], method="gaussian")
+    >>> stack
+    <LineStack 1-2: 2 lines x 2 x 3 spaxels, unit=1e-17 erg / (s cm2)>
+    >>> stack.flux[:, 0, 0].round(1)
+    array([59.8, 19.9], dtype=float32)
     """
     if not isinstance(cube, IFSCube):
         raise DataModelError(

@@ -116,6 +116,24 @@ class StellarContinuum:
         The stellar velocity used per spaxel (km/s, relative to the redshift).
     settings : dict
         What was done, for ``meta['extraction']``.
+
+    Examples
+    --------
+    `fit_stellar_continuum` makes these; by hand, two spaxels of which the
+    second was fitted on channels 10 to 12:
+
+    >>> import numpy as np
+    >>> from ifsrepr.extraction.continuum import StellarContinuum
+    >>> fit = StellarContinuum(
+    ...     windows=[(10, 13)], spaxels=np.array([1]), models=[np.array([[2.0], [2.5], [3.0]])],
+    ...     fitted=np.array([False, True]), sigma=np.zeros(2), velocity=np.zeros(2))
+    >>> fit.model(11, 13)
+    array([[0. , 2.5],
+           [0. , 3. ]])
+    >>> flux = np.array([[0.0, 7.5], [0.0, 3.0]])
+    >>> fit.subtract(11, 13, flux, usable=flux > 0)
+    array([[0., 5.],
+           [0., 0.]])
     """
 
     windows: list[tuple[int, int]]
@@ -177,6 +195,23 @@ def nnls_normal(
     Returns
     -------
     array, shape (N, M)
+
+    Examples
+    --------
+    The non-negative least-squares solution of ``A x = y``, from its normal equations:
+
+    >>> import numpy as np
+    >>> from ifsrepr.extraction.continuum import nnls_normal
+    >>> a = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> y = np.array([1.0, -1.0, 0.0])
+    >>> gram, rhs = (a.T @ a)[None], (a.T @ y)[None]  # a batch of one row
+    >>> nnls_normal(gram, rhs, constrained=[True, True])  # doctest: +FLOAT_CMP
+    array([[0.5, 0. ]])
+
+    With the second column free (like a polynomial term), the plain least-squares answer:
+
+    >>> nnls_normal(gram, rhs, constrained=[True, False])  # doctest: +FLOAT_CMP
+    array([[ 1., -1.]])
     """
     n, m = rhs.shape
     constrained = np.asarray(constrained, dtype=bool)
@@ -599,6 +634,31 @@ def fit_stellar_continuum(
     Returns
     -------
     StellarContinuum
+
+    Examples
+    --------
+    A 2x2 cube of one of the shipped templates at z = 0.03 with an Halpha line on
+    top; the fit around Halpha recovers the stellar continuum under the line:
+
+    >>> import numpy as np, astropy.units as u
+    >>> from ifsrepr import IFSCube
+    >>> from ifsrepr.extraction.continuum import fit_stellar_continuum
+    >>> from ifsrepr.extraction.forward import MANGA_WAVELENGTH as wave, render_lines
+    >>> from ifsrepr.templates import load_templates
+    >>> lib, z = load_templates(), 0.03
+    >>> spectrum = 5.0 * np.interp(wave / (1 + z), lib.rest_wavelength, lib.templates[0])
+    >>> stars = np.broadcast_to(spectrum[:, None, None], (wave.size, 2, 2))
+    >>> halpha = render_lines([6564.61], np.full((1, 2, 2), 50.0), 0.0, 80.0, z)
+    >>> noise = np.random.default_rng(0).normal(0.0, 0.02, stars.shape)
+    >>> cube = IFSCube((stars + halpha + noise) * u.Unit("1e-17 erg/(s cm2 Angstrom)"),
+    ...                wave * u.AA, ivar=np.full(stars.shape, 2500.0), redshift=z)
+    >>> ha = int(np.searchsorted(wave, 6564.61 * (1 + z)))
+    >>> fit = fit_stellar_continuum(cube, z, [(ha - 20, ha + 20)])
+    >>> fit.windows, fit.settings["continuum_templates_used"]
+    ([(2626, 2797)], True)
+    >>> truth = stars[ha - 20 : ha + 20].reshape(40, 4)
+    >>> bool(np.allclose(fit.model(ha - 20, ha + 20), truth, rtol=0.02))
+    True
     """
     wave_all = cube.spectral_axis.to_value(u.AA)
     n_wave, ny, nx = cube.shape

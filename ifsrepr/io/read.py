@@ -32,6 +32,19 @@ def read_primary_header(path: str | os.PathLike) -> fits.Header | None:
     ifsrepr.FileFormatError
         If the file starts like FITS but its header cannot be parsed, or it
         is a gzip file whose start is corrupt.
+
+    Examples
+    --------
+    >>> import ifsrepr
+    >>> from ifsrepr.io import read_primary_header
+    >>> header = read_primary_header(ifsrepr.datasets.get_path("manga-7815-3702-maps"))
+    >>> header["PLATEIFU"], header["DAPTYPE"]
+    ('7815-3702', 'HYB10-GAU-MILESHC')
+
+    A file that is not FITS gives None:
+
+    >>> print(read_primary_header(ifsrepr.__file__))
+    None
     """
     path = Path(path)
     try:
@@ -65,6 +78,27 @@ def identify_readers(path: str | os.PathLike, header: fits.Header | None = None)
     naming the reader (so a broken plugin is visible) and counts as "no".
     Readers with a true ``fallback`` attribute (generic formats, such as
     ``fits-cube``) are dropped when any other reader claims the file.
+
+    Parameters
+    ----------
+    path : path-like
+        The file to identify.
+    header : astropy.io.fits.Header, optional
+        Its primary header (`read_primary_header`); readers that go by the
+        header claim nothing without it.
+
+    Returns
+    -------
+    list of str
+        Reader names, usable as ``ifsrepr.read(path, reader=name)``.
+
+    Examples
+    --------
+    >>> import ifsrepr
+    >>> from ifsrepr.io import identify_readers, read_primary_header
+    >>> path = ifsrepr.datasets.get_path("manga-7815-3702-maps")
+    >>> identify_readers(path, read_primary_header(path))
+    ['manga-maps']
     """
     path = Path(path)
     claims = []

@@ -75,6 +75,20 @@ class Population:
         Fraction with a star-forming disc.
     seyfert, liner : float
         Fractions hosting a Seyfert or a LINER nucleus.
+
+    Examples
+    --------
+    A survey of retired galaxies, half of them with a Seyfert nucleus:
+
+    >>> from ifsrepr.mock import Population, draw_survey
+    >>> population = Population(star_forming=0.0, seyfert=0.5, liner=0.0)
+    >>> params = draw_survey(20, seed=0, population=population)
+    >>> sorted({p.galaxy_type for p in params}), sorted({p.agn_type for p in params})
+    (['retired'], ['none', 'seyfert'])
+    >>> Population(seyfert=0.6, liner=0.6)
+    Traceback (most recent call last):
+    ...
+    ValueError: Population.seyfert + liner must not exceed 1
     """
 
     star_forming: float = 0.6
@@ -96,6 +110,17 @@ class GalaxyParams:
 
     Angles are in degrees, sizes in arcsec, velocities in km/s, fluxes in
     1e-17 erg/s/cm^2 (per Angstrom for continua).
+
+    Examples
+    --------
+    `draw_survey` draws them; a row of the truth table gives them back:
+
+    >>> from ifsrepr.mock import GalaxyParams, draw_survey
+    >>> params = draw_survey(1, seed=0, fibres=[19])[0]
+    >>> params.plateifu, params.n_fibres, params.galaxy_type, params.anomaly
+    ('9028-1902', 19, 'star_forming', 'none')
+    >>> GalaxyParams.from_row(params.to_row()) == params
+    True
     """
 
     # identity and reality

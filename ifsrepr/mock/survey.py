@@ -127,6 +127,25 @@ def draw_survey(
     """The parameters of every galaxy of a survey, without writing anything.
 
     See `make_survey` for the arguments.
+
+    Returns
+    -------
+    list of GalaxyParams
+        One per galaxy, in survey order.
+
+    Examples
+    --------
+    >>> from ifsrepr.mock import draw_survey
+    >>> params = draw_survey(3, seed=0, fibres=[19], anomaly_rate=0.34,
+    ...                      anomaly_classes=["blueberry"])
+    >>> [(p.plateifu, p.galaxy_type, p.anomaly) for p in params]
+    [('9028-1902', 'star_forming', 'none'), ('8311-1902', 'star_forming', 'blueberry'),
+     ('9884-1901', 'star_forming', 'none')]
+
+    A larger survey with the same seed begins with the same galaxies:
+
+    >>> draw_survey(5, seed=0, fibres=[19])[0].plateifu
+    '9028-1902'
     """
     if n_galaxies < 1:
         raise ValueError(f"n_galaxies must be at least 1, got {n_galaxies}")
@@ -145,7 +164,19 @@ def draw_survey(
 
 
 def simulate_galaxy(params: GalaxyParams) -> GalaxyModel:
-    """The `GalaxyModel` of a galaxy, anomaly included (deterministic in ``params``)."""
+    """The `GalaxyModel` of a galaxy, anomaly included (deterministic in ``params``).
+
+    The model holds the noiseless galaxy (continuum and emission components,
+    bundle footprint, PSF); `write_galaxy` observes and writes it.
+
+    Examples
+    --------
+    >>> from ifsrepr.mock import draw_survey, simulate_galaxy
+    >>> params = draw_survey(1, seed=0, fibres=[19])[0]
+    >>> model = simulate_galaxy(params)
+    >>> model.n, round(model.z, 4)  # pixels on a side of the cube, redshift
+    (34, 0.0324)
+    """
     model = build_model(params, galaxy_rng(params.seed, params.index, "model"))
     return anomalies.apply(model)
 
@@ -198,6 +229,21 @@ def write_galaxy(
     -------
     dict
         Product name to file name (relative to ``outdir``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import ifsrepr
+    >>> from ifsrepr.mock import draw_survey, write_galaxy
+    >>> params = draw_survey(1, seed=0, fibres=[19])[0]
+    >>> with tempfile.TemporaryDirectory() as outdir:
+    ...     files = write_galaxy(params, outdir, ["linestack"])
+    ...     stack = ifsrepr.read(Path(outdir) / files["linestack"])
+    >>> files
+    {'linestack': 'manga-9028-1902-LINESTACK.fits.gz'}
+    >>> stack
+    <LineStack 9028-1902: 35 lines x 34 x 34 spaxels, unit=1e-17 erg / (s spaxel cm2)>
     """
     outdir = Path(outdir)
     products = _check_products(products)

@@ -126,6 +126,33 @@ class SequenceAutoencoder(nn.Module):
         The options the network was built with (stored as ``self.options`` so
         that ``architecture.build(n_lines, image_size, **model.options)``
         rebuilds it, e.g. for ``save_pretrained``).
+
+    Examples
+    --------
+    A minimal linear autoencoder: the base class accepts 4-D or 5-D input and
+    zeroes masked or NaN pixels before ``_encode_clean`` sees them.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from ifsrepr.models import SequenceAutoencoder
+    >>> class LinearAutoencoder(SequenceAutoencoder):
+    ...     architecture = "linear-demo"
+    ...     def __init__(self, n_lines, image_size, latent_dim=4):
+    ...         super().__init__(n_lines, image_size, latent_dim, {"latent_dim": latent_dim})
+    ...         size = n_lines * self.image_size[0] * self.image_size[1]
+    ...         self.down, self.up = nn.Linear(size, latent_dim), nn.Linear(latent_dim, size)
+    ...     def _encode_clean(self, x, valid):
+    ...         return self.down(x.flatten(1)), None
+    ...     def decode(self, latent):
+    ...         return self.up(latent).view(-1, self.n_lines, 1, *self.image_size)
+    >>> model = LinearAutoencoder(3, 8)
+    >>> x = torch.randn(2, 3, 8, 8)
+    >>> x[0, 1, :2] = float("nan")  # masked pixels
+    >>> x_hat, latent, extras = model(x)
+    >>> tuple(x_hat.shape), tuple(latent.shape), extras
+    ((2, 3, 8, 8), (2, 4), {})
+    >>> bool(torch.isfinite(latent).all())
+    True
     """
 
     #: The registered architecture name.

@@ -48,6 +48,26 @@ class CNNLSTMAutoencoder(SequenceAutoencoder):
         Plain or variational autoencoder.
     mask_channel : bool
         Feed the validity mask to the CNN as a second channel.
+
+    Examples
+    --------
+    A small network for three 16x16 line maps:
+
+    >>> import torch
+    >>> from ifsrepr.models import CNNLSTMAutoencoder
+    >>> model = CNNLSTMAutoencoder(3, 16, frontend_channels=[4, 8], feature_dim=16,
+    ...                            hidden_size=16, latent_dim=8)
+    >>> x = torch.randn(2, 3, 16, 16)
+    >>> x_hat, latent, extras = model(x)
+    >>> tuple(x_hat.shape), tuple(latent.shape), extras
+    ((2, 3, 16, 16), (2, 8), {})
+
+    The variational variant also returns what the KL term needs:
+
+    >>> vae = CNNLSTMAutoencoder(3, 16, frontend_channels=[4, 8], feature_dim=16,
+    ...                          hidden_size=16, latent_dim=8, variant="vae")
+    >>> sorted(vae(x)[2])
+    ['logvar', 'mu', 'z']
     """
 
     architecture = "cnn-lstm"

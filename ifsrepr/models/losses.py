@@ -70,6 +70,22 @@ def reconstruction_loss(
     Returns
     -------
     tensor
+
+    Examples
+    --------
+    One galaxy, two lines of two pixels; the last pixel is masked (NaN):
+
+    >>> import torch
+    >>> from ifsrepr.models import reconstruction_loss
+    >>> x = torch.tensor([[[1.0, 2.0], [3.0, float("nan")]]])
+    >>> x_hat = torch.tensor([[[1.5, 2.0], [2.0, 0.0]]])
+    >>> w = torch.tensor([[[4.0, 1.0], [1.0, 1.0]]])
+    >>> reconstruction_loss(x_hat, x, w)  # (4 * 0.25 + 0 + 1) / (4 + 1 + 1)
+    tensor(0.3333)
+    >>> reconstruction_loss(x_hat, x, w, kind="masked")  # (0.25 + 0 + 1) / 3
+    tensor(0.4167)
+    >>> reconstruction_loss(x_hat, x, w, reduction="line")
+    tensor([[0.2000, 1.0000]])
     """
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {', '.join(_KINDS)}; got {kind!r}")
@@ -109,6 +125,20 @@ def kl_divergence(
         ``(batch, latent_dim)``.
     reduction : {"mean", "galaxy"}
         Mean over the batch, or one value per galaxy.
+
+    Returns
+    -------
+    tensor
+        A scalar, or ``(batch,)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ifsrepr.models import kl_divergence
+    >>> kl_divergence(torch.zeros(2, 3), torch.zeros(2, 3))  # already the prior
+    tensor(0.)
+    >>> kl_divergence(torch.ones(2, 3), torch.zeros(2, 3), reduction="galaxy")
+    tensor([1.5000, 1.5000])
     """
     kl = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(1)
     if reduction == "galaxy":

@@ -70,6 +70,27 @@ class PCABaseline(SequenceAutoencoder):
         ``(n_components,)`` variance along each component.
     explained_variance_ratio_ : tensor
         ``explained_variance_`` over the total variance of the (filled) training set.
+
+    Examples
+    --------
+    Forty stacks of three 8x8 maps that mix two patterns, with a masked strip:
+
+    >>> import torch
+    >>> from ifsrepr.models import PCABaseline
+    >>> g = torch.Generator().manual_seed(0)
+    >>> patterns, mix = torch.randn(2, 3, 8, 8, generator=g), torch.randn(40, 2, generator=g)
+    >>> x = torch.einsum("nk,klhw->nlhw", mix, patterns)
+    >>> x = x + 0.01 * torch.randn(40, 3, 8, 8, generator=g)
+    >>> w = torch.ones_like(x)
+    >>> w[:, 0, :2] = 0
+    >>> pca = PCABaseline(3, 8, n_components=2).fit(x, w)
+    >>> pca
+    PCABaseline(n_lines=3, image_size=(8, 8), latent_dim=2, fill='iterative', fitted=True)
+    >>> round(float(pca.explained_variance_ratio_.sum()), 3)
+    1.0
+    >>> x_hat, latent, _ = pca(x[:2], w[:2])
+    >>> tuple(latent.shape), bool((x_hat - x[:2])[w[:2] > 0].abs().max() < 0.1)
+    ((2, 2), True)
     """
 
     architecture = "pca"

@@ -24,6 +24,28 @@ class ReferenceConvLSTMCell(nn.Module):
 
     Same parameters, gate order (``i, f, o, g``) and equations as
     `~ifsrepr.models.convlstm.ConvLSTMCell`.
+
+    Parameters
+    ----------
+    input_channels, hidden_channels : int
+        Channels of the input maps and of the hidden state.
+    kernel_size : int
+        Side of the square convolution kernel.
+    peephole : bool
+        Add the peephole terms (cell state into the gates).
+    spatial_size : (int, int), optional
+        Map size of the peephole weights (default one weight per channel).
+
+    Examples
+    --------
+    A sequence of five 2-channel 8x8 maps (batch first):
+
+    >>> import torch
+    >>> from ifsrepr.models import ReferenceConvLSTMCell
+    >>> cell = ReferenceConvLSTMCell(2, 4)
+    >>> outputs, (h, c) = cell(torch.randn(1, 5, 2, 8, 8))
+    >>> tuple(outputs.shape), tuple(h.shape)
+    ((1, 5, 4, 8, 8), (1, 4, 8, 8))
     """
 
     def __init__(
@@ -155,6 +177,22 @@ def copy_weights(source: nn.Module, target: nn.Module) -> None:
     ------
     ValueError
         If the two do not line up.
+
+    Examples
+    --------
+    The fast and the reference cell compute the same function:
+
+    >>> import torch
+    >>> from ifsrepr.models import ConvLSTMCell, ReferenceConvLSTMCell, copy_weights
+    >>> fast, reference = ConvLSTMCell(2, 4), ReferenceConvLSTMCell(2, 4)
+    >>> copy_weights(fast, reference)
+    >>> sequence = torch.randn(1, 5, 2, 8, 8)
+    >>> torch.allclose(fast(sequence)[0], reference(sequence)[0], atol=1e-5)
+    True
+    >>> copy_weights(fast, ReferenceConvLSTMCell(2, 8))
+    Traceback (most recent call last):
+    ...
+    ValueError: cells differ in shape: ...
     """
     if isinstance(source, _CELLS) and isinstance(target, _CELLS):
         _copy_cell(source, target)

@@ -38,20 +38,52 @@ __all__ = [
 
 
 def get_readers() -> Registry:
-    """The registry of file readers (plugins are loaded on first use)."""
+    """The registry of file readers (plugins are loaded on first use).
+
+    Examples
+    --------
+    >>> from ifsrepr.plugins import get_readers
+    >>> readers = get_readers()
+    >>> "manga-maps" in readers, "manga-cube" in readers
+    (True, True)
+    >>> readers.registration("manga-maps").plugin
+    'manga-maps'
+    """
     return get_registries().readers
 
 
 def get_line_extractors() -> Registry:
-    """The registry of line extractors."""
+    """The registry of line extractors.
+
+    Examples
+    --------
+    >>> from ifsrepr.plugins import get_line_extractors
+    >>> "window" in get_line_extractors(), "gaussian" in get_line_extractors()
+    (True, True)
+    """
     return get_registries().line_extractors
 
 
 def get_architectures() -> Registry:
-    """The registry of encoder architectures."""
+    """The registry of encoder architectures.
+
+    Examples
+    --------
+    >>> from ifsrepr.plugins import get_architectures
+    >>> {"convlstm", "cnn-lstm", "pca"} <= set(get_architectures().names())
+    True
+    """
     return get_registries().architectures
 
 
 def get_pretrained() -> Registry:
-    """The registry of named pretrained models."""
+    """The registry of named pretrained models.
+
+    Examples
+    --------
+    >>> from ifsrepr.plugins import get_pretrained
+    >>> model = get_pretrained().get("manga-convlstm")
+    >>> model.architecture, model.config["latent_dim"]
+    ('convlstm', 128)
+    """
     return get_registries().pretrained

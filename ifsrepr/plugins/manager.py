@@ -34,7 +34,18 @@ BLOCK_VARIABLE = "IFSREPR_BLOCK_PLUGINS"
 
 @dataclass
 class PluginRegistries:
-    """Everything the plugins registered, one registry per kind."""
+    """Everything the plugins registered, one registry per kind.
+
+    Examples
+    --------
+    >>> from ifsrepr.plugins import PluginRegistries
+    >>> empty = PluginRegistries()
+    >>> empty.readers
+    <Registry of 0 readers: >
+    >>> sorted(empty.by_hook())
+    ['ifsrepr_register_architectures', 'ifsrepr_register_line_extractors',
+     'ifsrepr_register_pretrained', 'ifsrepr_register_readers']
+    """
 
     readers: Registry = field(
         default_factory=lambda: Registry("reader", ("name", "identify", "read"))
@@ -69,7 +80,17 @@ _cached: PluginRegistries | None = None
 
 
 def blocked_plugins() -> list[str]:
-    """Plugin names listed in ``IFSREPR_BLOCK_PLUGINS``."""
+    """Plugin names listed in ``IFSREPR_BLOCK_PLUGINS``.
+
+    Examples
+    --------
+    >>> import os
+    >>> from unittest import mock
+    >>> from ifsrepr.plugins import blocked_plugins
+    >>> with mock.patch.dict(os.environ, {"IFSREPR_BLOCK_PLUGINS": "fits-cube, linestack"}):
+    ...     blocked_plugins()
+    ['fits-cube', 'linestack']
+    """
     return [name.strip() for name in os.environ.get(BLOCK_VARIABLE, "").split(",") if name.strip()]
 
 
@@ -91,6 +112,23 @@ def load_registries(extra_plugins: dict[str, object] | None = None) -> PluginReg
     extra_plugins : dict, optional
         Plugin objects registered by name in addition to the entry points
         (used by tests and by applications that embed plugins).
+
+    Returns
+    -------
+    PluginRegistries
+        New registries, independent of the cached ones `ifsrepr.read` uses.
+
+    Examples
+    --------
+    Blocked plugins (``IFSREPR_BLOCK_PLUGINS``) are left out:
+
+    >>> import os
+    >>> from unittest import mock
+    >>> from ifsrepr.plugins import load_registries
+    >>> with mock.patch.dict(os.environ, {"IFSREPR_BLOCK_PLUGINS": "fits-cube"}):
+    ...     registries = load_registries()
+    >>> "fits-cube" in registries.readers, "manga-maps" in registries.readers
+    (False, True)
     """
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
@@ -133,7 +171,17 @@ def load_registries(extra_plugins: dict[str, object] | None = None) -> PluginReg
 
 
 def get_registries() -> PluginRegistries:
-    """The registries, loading the plugins on first use."""
+    """The registries, loading the plugins on first use.
+
+    Examples
+    --------
+    >>> from ifsrepr.plugins import get_registries
+    >>> registries = get_registries()
+    >>> registries is get_registries()  # cached
+    True
+    >>> "pca" in registries.architectures
+    True
+    """
     global _cached
     if _cached is None:
         with _lock:
@@ -143,7 +191,16 @@ def get_registries() -> PluginRegistries:
 
 
 def reset() -> None:
-    """Forget loaded plugins; the next use discovers them again."""
+    """Forget loaded plugins; the next use discovers them again.
+
+    Examples
+    --------
+    >>> from ifsrepr.plugins import get_registries, reset
+    >>> before = get_registries()
+    >>> reset()
+    >>> get_registries() is before
+    False
+    """
     global _cached
     with _lock:
         _cached = None

@@ -31,6 +31,28 @@ class PretrainedModel:
         Where to download the weights when ``path`` is not given.
     description : str
         One line for ``ifsrepr plugins``.
+
+    Examples
+    --------
+    A plugin's ``ifsrepr_register_pretrained`` hook registers records like this:
+
+    >>> from ifsrepr.plugins import PretrainedModel
+    >>> model = PretrainedModel(
+    ...     "my-survey-convlstm",
+    ...     "convlstm",
+    ...     sha256="0" * 64,
+    ...     url="https://example.org/my-survey-convlstm.safetensors",
+    ...     description="ConvLSTM trained on my survey",
+    ... )
+    >>> model.path is None
+    True
+
+    Exactly one of ``path`` and ``url`` says where the weights are:
+
+    >>> PretrainedModel("nowhere", "convlstm")
+    Traceback (most recent call last):
+    ...
+    ValueError: pretrained model 'nowhere': give exactly one of path= and url=
     """
 
     name: str

@@ -15,7 +15,15 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Registration(Generic[T]):
-    """One registered item and where it came from."""
+    """One registered item and where it came from.
+
+    Examples
+    --------
+    >>> from ifsrepr.plugins import get_readers
+    >>> record = get_readers().registration("manga-maps")
+    >>> record.name, record.plugin, record.distribution.split()[0]
+    ('manga-maps', 'manga-maps', 'ifsrepr')
+    """
 
     name: str
     item: T
@@ -36,6 +44,24 @@ class Registry(Generic[T]):
         ``data_attributes``.
     data_attributes : sequence of str
         Required attributes that are data rather than methods.
+
+    Examples
+    --------
+    >>> from ifsrepr.plugins import Registry
+    >>> class Doubler:
+    ...     name = "double"
+    ...     def run(self, x):
+    ...         return 2 * x
+    >>> registry = Registry("transform", ("name", "run"))
+    >>> registry.add(Doubler(), plugin="my-plugin")
+    >>> registry
+    <Registry of 1 transforms: double>
+    >>> registry.get("double").run(21)
+    42
+    >>> registry.get("triple")
+    Traceback (most recent call last):
+    ...
+    ifsrepr.exceptions.UnknownNameError: unknown transform 'triple'; available: double
     """
 
     def __init__(

@@ -185,6 +185,29 @@ def mock_targets(truth: Table | str | os.PathLike, *, luminosity: bool = True) -
     astropy.table.Table
         ``plateifu`` then the columns above; missing values are NaN (floats)
         or masked (text).
+
+    Examples
+    --------
+    The truth table of three mock galaxies (as `ifsrepr.mock.make_survey`
+    writes it, here drawn without writing any file):
+
+    >>> from astropy.table import Table
+    >>> from ifsrepr.mock import draw_survey
+    >>> from ifsrepr.probes import mock_targets
+    >>> truth = Table(rows=[p.to_row() for p in draw_survey(3, seed=0, fibres=[19])])
+    >>> targets = mock_targets(truth)
+    >>> targets["plateifu", "class", "agn_type"]
+    <Table length=3>
+     plateifu    class     agn_type
+       str9      str12       str4
+    --------- ------------ --------
+    9028-1902 star_forming     none
+    8311-1902      retired     none
+    9884-1901 star_forming     none
+    >>> targets["log_halpha_lum"].round(2).tolist()  # log10 erg/s
+    [41.26, 39.41, 42.21]
+    >>> targets["log_halpha_sf"].round(2).tolist()  # HII regions only, star-forming galaxies
+    [41.25, nan, 42.17]
     """
     truth = _read(truth)
     if not len(truth):

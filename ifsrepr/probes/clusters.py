@@ -225,6 +225,24 @@ def plot_neighbours(
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    Three mock galaxies (in practice, the neighbours `ifsrepr.scoring.similar` found):
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import matplotlib.pyplot as plt
+    >>> import ifsrepr
+    >>> from ifsrepr.mock import make_survey
+    >>> from ifsrepr.probes import plot_neighbours
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     truth = make_survey(tmp, 3, seed=0, products=["linestack"], fibres=[19])
+    ...     stacks = [ifsrepr.read(Path(tmp) / name) for name in truth["linestack_file"]]
+    >>> figure = plot_neighbours(stacks[0], stacks[1:])
+    >>> [ax.get_title() for ax in figure.axes[:3]]
+    ['9028-1902', '8311-1902', '9884-1901']
+    >>> plt.close(figure)
     """
     import matplotlib.pyplot as plt
 

@@ -112,6 +112,24 @@ def line_features(
         named by `feature_names`. A log of a flux or ratio that is not
         positive (an undetected line) is NaN; `probe` fills those with the
         training median.
+
+    Examples
+    --------
+    An exponential disc with the same line ratios everywhere (case-B
+    Halpha/Hbeta = 2.86, [NII]/Halpha = 0.35):
+
+    >>> import numpy as np
+    >>> from ifsrepr.probes import feature_names, line_features
+    >>> names = ["Hb-4862", "OIII-5008", "Ha-6564", "NII-6585"]
+    >>> yy, xx = np.mgrid[0:16, 0:16]
+    >>> disc = np.exp(-np.hypot(yy - 7.5, xx - 7.5) / 3.0)
+    >>> flux = np.stack([1.0 * disc, 0.5 * disc, 2.86 * disc, 1.0 * disc])
+    >>> features = dict(zip(feature_names(names),
+    ...                     line_features(flux, np.zeros(flux.shape, bool), names)))
+    >>> len(features)
+    14
+    >>> print(round(features["log_N2Ha_centre"], 3), round(features["log_HaHb_outer"], 3))
+    -0.456 0.456
     """
     flux = np.asarray(flux, dtype=np.float64)
     single = flux.ndim == 3
@@ -187,6 +205,21 @@ class SurveyFeatures:
     features : numpy.ndarray
         ``(n, n_features)`` `line_features`.
     feature_names : list of str
+
+    Examples
+    --------
+    `survey_features` computes them; `baselines` picks the rows of some
+    dataset galaxies, in the order asked:
+
+    >>> import numpy as np
+    >>> from ifsrepr.probes import SurveyFeatures
+    >>> features = SurveyFeatures(
+    ...     plateifu=np.array(["1-1", "1-2", "1-3"]), rows=np.array([0, 1, 2]),
+    ...     pca=np.arange(6.0).reshape(3, 2), pca_explained=np.array([0.7, 0.2]),
+    ...     features=np.ones((3, 4)), feature_names=["a", "b", "c", "d"])
+    >>> sets = features.baselines(rows=[2, 0])
+    >>> sorted(sets), sets["pca"].tolist()
+    (['features', 'pca'], [[4.0, 5.0], [0.0, 1.0]])
     """
 
     plateifu: np.ndarray
@@ -241,6 +274,27 @@ def survey_features(
     Returns
     -------
     SurveyFeatures
+
+    Examples
+    --------
+    A mock survey of four galaxies on a 16x16 grid:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import ifsrepr
+    >>> from ifsrepr.dataset import extract_survey
+    >>> from ifsrepr.mock import make_survey
+    >>> from ifsrepr.preprocess import Preprocessor
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> inputs, dataset = Path(tmp.name) / "in", Path(tmp.name) / "survey.h5"
+    >>> truth = make_survey(inputs, 4, seed=3, products=["linestack"], fibres=[19])
+    >>> _ = extract_survey([inputs], dataset, catalog=inputs / "drpall-mock.fits",
+    ...                    preprocessor=Preprocessor(size=16), progress=False)
+    >>> from ifsrepr.probes import survey_features
+    >>> features = survey_features(dataset, n_pca=3)
+    >>> features.pca.shape, features.features.shape, features.feature_names[-1]
+    ((4, 3), (4, 41), 'Ha_concentration')
+    >>> tmp.cleanup()
     """
     from sklearn.decomposition import PCA
 

@@ -486,6 +486,20 @@ def plot_probes(results: Table, *, ax: Any = None, colors: Sequence[str] | None 
     Returns
     -------
     matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matplotlib.pyplot as plt
+    >>> from astropy.table import Table
+    >>> from ifsrepr.probes import plot_probes, probe
+    >>> rng = np.random.default_rng(0)
+    >>> latents = rng.normal(size=(100, 4))
+    >>> truth = Table({"mass": latents[:, 0] + 0.1 * rng.normal(size=100)})
+    >>> ax = plot_probes(probe(latents, truth, ["mass"]))
+    >>> [label.get_text() for label in ax.get_yticklabels()]
+    ['mass (R²)']
+    >>> plt.close(ax.figure)
     """
     import matplotlib.pyplot as plt
 

@@ -76,6 +76,38 @@ def probe_dataset(
     ------
     CatalogMatchError
         When the catalogue does not match the dataset's plate-IFUs.
+
+    Examples
+    --------
+    A mock survey of four galaxies on a 16x16 grid, a three-component PCA
+    encoder fitted on it, and two properties of its truth table (far too few
+    galaxies for meaningful scores; this shows the table):
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import ifsrepr
+    >>> from ifsrepr.dataset import extract_survey
+    >>> from ifsrepr.mock import make_survey
+    >>> from ifsrepr.preprocess import Preprocessor
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> inputs, dataset = Path(tmp.name) / "in", Path(tmp.name) / "survey.h5"
+    >>> truth = make_survey(inputs, 4, seed=3, products=["linestack"], fibres=[19])
+    >>> _ = extract_survey([inputs], dataset, catalog=inputs / "drpall-mock.fits",
+    ...                    preprocessor=Preprocessor(size=16), progress=False)
+    >>> encoder = ifsrepr.IFSEncoder("pca", n_components=3, n_iter=2, device="cpu")
+    >>> encoder = encoder.fit(dataset, progress=False, validation_fraction=0.0)
+    >>> from ifsrepr.probes import probe_dataset
+    >>> result = probe_dataset(dataset, truth, ["z", "reff"], encoder=encoder, cv=2)
+    >>> result["property", "kind", "metric", "n_used"]
+    <Table length=2>
+    property    kind    metric n_used
+      str4     str10     str2  int64
+    -------- ---------- ------ ------
+           z regression     r2      4
+        reff regression     r2      4
+    >>> result.meta["feature_sets"]
+    {'latent': 3, 'pca': 3, 'features': 41}
+    >>> tmp.cleanup()
     """
     from ..scoring import encode_dataset
 

@@ -139,6 +139,27 @@ def galaxy_figure(
         One row per line: data, reconstruction, residual ``(x_hat - x) *
         sqrt(w)`` (in sigma); a fourth column shows the spaxel error map
         (peak marked) and the error of every line.
+
+    Examples
+    --------
+    Four 16x16 line maps whose reconstruction misses a bright knot in the
+    second line:
+
+    >>> import numpy as np
+    >>> from ifsrepr.report import galaxy_figure
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(4, 16, 16))
+    >>> w = np.ones_like(x)
+    >>> w[:, :2] = 0  # two masked rows
+    >>> x_hat = x + rng.normal(0.0, 0.1, x.shape)
+    >>> x_hat[1, 6:10, 6:10] += 2.0
+    >>> names = ["Hb-4862", "OIII-5008", "Ha-6564", "NII-6585"]
+    >>> figure = galaxy_figure(x, w, x_hat, names, n_lines=1)
+    >>> figure.axes[0].get_ylabel()  # the worst reconstructed line
+    'OIII-5008'
+    >>> figure = galaxy_figure(x, w, x_hat, names, lines=["Ha-6564", "NII-6585"])
+    >>> [ax.get_ylabel() for ax in figure.axes[:6:3]]
+    ['Ha-6564', 'NII-6585']
     """
     x, w, x_hat = (np.asarray(a, dtype=np.float64) for a in (x, w, x_hat))
     if x_hat.ndim == 4:
@@ -266,6 +287,28 @@ def error_figure(
         The galaxy's scores row (title, peak, highlighted top lines).
     n_scored : int, optional
         Number of galaxies ranked.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ifsrepr.report import error_figure
+    >>> spaxel_errors = np.ones((16, 16))
+    >>> spaxel_errors[7:9, 7:9] = 8.0  # a nuclear problem
+    >>> figure = error_figure(spaxel_errors, [1.1, 0.9, 4.2, 1.0],
+    ...                       ["Hb-4862", "OIII-5008", "Ha-6564", "NII-6585"])
+    >>> [ax.get_title() for ax in figure.axes[:2]]
+    ['spaxel error', 'error per line']
+
+    Without the spaxel map (an encoding saved without it) only the bars remain:
+
+    >>> figure = error_figure(None, [1.1, 0.9, 4.2, 1.0],
+    ...                       ["Hb-4862", "OIII-5008", "Ha-6564", "NII-6585"])
+    >>> figure.axes[0].texts[0].get_text()
+    'no spaxel map stored'
     """
     names = list(line_names)
     figure = Figure(figsize=(8, 3.8), layout="constrained")
@@ -322,6 +365,36 @@ def model_maps(encoder: Any, dataset: Any, rows: Sequence[int]) -> list[tuple[np
         preprocessing.
     rows : sequence of int
         Rows of the dataset (the ``row`` column of a scores table).
+
+    Returns
+    -------
+    list of (x, w, x_hat)
+        Arrays ``(n_lines, size, size)``, one tuple per row.
+
+    Examples
+    --------
+    A mock survey of four galaxies on a 16x16 grid, a small PCA encoder
+    fitted on it, and the figure of one galaxy:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import ifsrepr
+    >>> from ifsrepr.dataset import extract_survey
+    >>> from ifsrepr.mock import make_survey
+    >>> from ifsrepr.preprocess import Preprocessor
+    >>> from ifsrepr.report import galaxy_figure, model_maps
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> inputs, dataset = Path(tmp.name) / "in", Path(tmp.name) / "survey.h5"
+    >>> _ = make_survey(inputs, 4, seed=3, products=["linestack"], fibres=[19])
+    >>> _ = extract_survey([inputs], dataset, catalog=inputs / "drpall-mock.fits",
+    ...                    preprocessor=Preprocessor(size=16), progress=False)
+    >>> encoder = ifsrepr.IFSEncoder("pca", n_components=3, n_iter=2, device="cpu")
+    >>> encoder = encoder.fit(dataset, progress=False, validation_fraction=0.0)
+    >>> maps = model_maps(encoder, dataset, [0, 2])
+    >>> len(maps), [a.shape for a in maps[0]]
+    (2, [(19, 16, 16), (19, 16, 16), (19, 16, 16)])
+    >>> figure = galaxy_figure(*maps[0], encoder.preprocessor_.line_names)
+    >>> tmp.cleanup()
     """
     import torch
 
@@ -363,6 +436,17 @@ def embed_latents(
         ``(n, 2)``.
     method : str
         The method used.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ifsrepr.report import embed_latents
+    >>> latents = np.random.default_rng(0).normal(size=(50, 16))
+    >>> coords, method = embed_latents(latents, method="pca")
+    >>> coords.shape, method
+    ((50, 2), 'pca')
+    >>> embed_latents(latents[:5])[1]  # too few galaxies for UMAP or t-SNE
+    'pca'
     """
     data = np.asarray(latents, dtype=np.float64)
     n = len(data)
@@ -437,6 +521,22 @@ def latent_map(
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    Fifty galaxies coloured by class, with one candidate circled:
+
+    >>> import numpy as np
+    >>> from ifsrepr.report import latent_map
+    >>> rng = np.random.default_rng(0)
+    >>> latents = rng.normal(size=(50, 16))
+    >>> classes = rng.choice(["star_forming", "retired", "seyfert"], size=50)
+    >>> figure = latent_map(latents, classes, label="class", method="pca",
+    ...                     highlight=[3], names=["8485-1901"])
+    >>> figure.axes[0].get_title()
+    'latent space (pca, 50 galaxies)'
+    >>> sorted(t.get_text() for t in figure.axes[0].get_legend().get_texts())
+    ['retired', 'seyfert', 'star_forming']
     """
     if coords is None:
         coords, used = embed_latents(latents, method=method, random_state=random_state)

@@ -278,6 +278,32 @@ def write_report(
     -----
     ReportWarning
         When ``top`` exceeds the number of galaxies scored.
+
+    Examples
+    --------
+    The scores of nine galaxies of an encoding made up for the example (in
+    practice, `~ifsrepr.scoring.encode_dataset` output), one of them
+    reconstructed badly in Halpha:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from ifsrepr.report import write_report
+    >>> from ifsrepr.scoring import AnomalyScorer, Encoding
+    >>> rng = np.random.default_rng(1)
+    >>> line_errors = rng.normal(1.0, 0.1, (9, 4))
+    >>> line_errors[4, 2] = 9.0
+    >>> encoding = Encoding(
+    ...     plateifu=[f"9000-{1901 + i}" for i in range(9)], latents=rng.normal(size=(9, 4)),
+    ...     error=line_errors.mean(axis=1), line_errors=line_errors, n_good=np.full(9, 256),
+    ...     line_names=["Hb-4862", "OIII-5008", "Ha-6564", "NII-6585"],
+    ...     model_name="demo", model_sha256="0" * 64, peak_error=2 * line_errors.max(axis=1))
+    >>> scores = AnomalyScorer(n_neighbors=3, n_estimators=20).fit(encoding).score()
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     page = write_report(scores, Path(tmp) / "report", top=2, encoding=encoding)
+    ...     html = page.read_text()
+    >>> page.name, "9000-1905" in html
+    ('index.html', True)
     """
     if top < 1:
         raise IFSReprError(f"top must be at least 1, got {top}")

@@ -104,6 +104,22 @@ def model_identity(encoder: Any) -> tuple[str, str]:
         ``name`` is what the encoder was loaded from (a registered name, or
         the absolute path of its directory), or ``"unsaved <architecture>
         model"`` for one fitted in this session.
+
+    Examples
+    --------
+    A copy of a model saved elsewhere keeps its hash:
+
+    >>> import tempfile
+    >>> import ifsrepr
+    >>> from ifsrepr.scoring import model_identity
+    >>> encoder = ifsrepr.IFSEncoder.from_pretrained("manga-convlstm", device="cpu")
+    >>> name, sha256 = model_identity(encoder)
+    >>> name, len(sha256)
+    ('manga-convlstm', 64)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     copy = ifsrepr.IFSEncoder.from_pretrained(encoder.save_pretrained(tmp), device="cpu")
+    ...     model_identity(copy)[1] == sha256
+    True
     """
     config = dict(encoder.config())
     config.pop("ifsrepr_version", None)
@@ -184,6 +200,43 @@ class Encoding:
         The model's configuration as JSON (for the record).
     created : str
         ISO time of encoding.
+
+    Examples
+    --------
+    `encode_dataset` makes encodings; one can also be built from arrays:
+
+    >>> import numpy as np
+    >>> from ifsrepr.scoring import Encoding
+    >>> rng = np.random.default_rng(0)
+    >>> line_errors = rng.normal(1.0, 0.1, (30, 4))
+    >>> line_errors[7, 1] = 12.0  # galaxy 7: [OIII] badly reconstructed
+    >>> encoding = Encoding(
+    ...     plateifu=[f"9000-{12701 + i}" for i in range(30)],
+    ...     latents=rng.normal(size=(30, 8)),
+    ...     error=line_errors.mean(axis=1),
+    ...     line_errors=line_errors,
+    ...     n_good=np.full(30, 1024),
+    ...     line_names=["Hb-4862", "OIII-5008", "Ha-6564", "NII-6585"],
+    ...     model_name="demo",
+    ...     model_sha256="0" * 64,
+    ...     peak_error=2 * line_errors.max(axis=1),
+    ... )
+    >>> encoding
+    <Encoding of 30 galaxies (0 not scored) by demo (sha256 000000000000), latent_dim=8>
+    >>> encoding.index_of("9000-12708"), str(encoding.uid[7])
+    (7, '9000-12708')
+    >>> encoding.select([7, 8]).plateifu.tolist()
+    ['9000-12708', '9000-12709']
+
+    It saves to (and loads from) an HDF5 file:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = encoding.save(Path(tmp) / "encoding.h5")
+    ...     loaded = Encoding.load(path)
+    >>> loaded.same_model(encoding), loaded.line_names
+    (True, ['Hb-4862', 'OIII-5008', 'Ha-6564', 'NII-6585'])
     """
 
     plateifu: np.ndarray
@@ -423,7 +476,24 @@ class Encoding:
 
 
 def is_encoding_file(path: str | os.PathLike) -> bool:
-    """True if ``path`` is an HDF5 file written by `Encoding.save`."""
+    """True if ``path`` is an HDF5 file written by `Encoding.save`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import ifsrepr
+    >>> from ifsrepr.scoring import Encoding, is_encoding_file
+    >>> encoding = Encoding(plateifu=["8485-1901"], latents=[[0.1, 0.2]], error=[1.0],
+    ...                     line_errors=[[1.0]], n_good=[100], line_names=["Ha-6564"],
+    ...                     model_name="demo", model_sha256="0" * 64)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = encoding.save(Path(tmp) / "encoding.h5")
+    ...     is_encoding_file(path)
+    True
+    >>> is_encoding_file(ifsrepr.datasets.get_path("manga-7815-3702-maps"))  # a FITS file
+    False
+    """
     try:
         with h5py.File(path, "r") as handle:
             return handle.attrs.get("format") == ENCODING_FORMAT
@@ -529,6 +599,32 @@ def encode_dataset(
     -----
     DuplicatePlateIFUWarning
         When a plate-IFU occurs more than once (all occurrences are kept).
+
+    Examples
+    --------
+    A mock survey of four galaxies on a 16x16 grid, and a small PCA encoder
+    fitted on it:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import ifsrepr
+    >>> from ifsrepr.dataset import extract_survey
+    >>> from ifsrepr.mock import make_survey
+    >>> from ifsrepr.preprocess import Preprocessor
+    >>> from ifsrepr.scoring import encode_dataset
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> inputs, dataset = Path(tmp.name) / "in", Path(tmp.name) / "survey.h5"
+    >>> truth = make_survey(inputs, 4, seed=3, products=["linestack"], fibres=[19])
+    >>> _ = extract_survey([inputs], dataset, catalog=inputs / "drpall-mock.fits",
+    ...                    preprocessor=Preprocessor(size=16), progress=False)
+    >>> encoder = ifsrepr.IFSEncoder("pca", n_components=3, n_iter=2, device="cpu")
+    >>> encoder = encoder.fit(dataset, progress=False, validation_fraction=0.0)
+    >>> encoding = encode_dataset(encoder, dataset, progress=False)
+    >>> encoding
+    <Encoding of 4 galaxies (0 not scored) by unsaved pca model (sha256 ...), latent_dim=3>
+    >>> encoding.line_errors.shape, encoding.spaxel_errors.shape
+    ((4, 19), (4, 16, 16))
+    >>> tmp.cleanup()
     """
     import torch
 

@@ -161,6 +161,28 @@ def evaluate_scores(
     ------
     ifsrepr.IFSReprError
         If a scored galaxy has no truth row.
+
+    Examples
+    --------
+    Two scores of five galaxies, one of them a known anomaly:
+
+    >>> from astropy.table import Table
+    >>> from ifsrepr.scoring import evaluate_scores
+    >>> truth = Table({"plateifu": ["1-1", "1-2", "1-3", "1-4", "1-5"],
+    ...                "anomaly": ["none", "blueberry", "none", "none", "none"]})
+    >>> scores = Table({"plateifu": ["1-1", "1-2", "1-3", "1-4", "1-5"],
+    ...                 "good": [0.1, 0.9, 0.3, 0.2, 0.4],
+    ...                 "poor": [0.5, 0.2, 0.1, 0.3, 0.4]})
+    >>> metrics = evaluate_scores(scores, truth, columns=["good", "poor"])
+    >>> metrics["method", "class", "roc_auc", "precision_at_k"]
+    <Table length=4>
+    method   class   roc_auc precision_at_k
+     str4    str9    float64    float64
+    ------ --------- ------- --------------
+      good       all     1.0            1.0
+      good blueberry     1.0            1.0
+      poor       all    0.25            0.0
+      poor blueberry    0.25            0.0
     """
     scores, truth = _read_table(scores), _read_table(truth)
     if "status" in scores.colnames:
@@ -315,6 +337,37 @@ def evaluate_mock(
         The metrics (`detection_metrics`; the model's methods are named
         ``<architecture>:score``, ``<architecture>:recon_error``...) and the
         scores table with the baseline scores added as columns.
+
+    Examples
+    --------
+    A mock survey of four galaxies, two of them anomalous, on a 16x16 grid,
+    and a small PCA encoder fitted on it:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import ifsrepr
+    >>> from ifsrepr.dataset import extract_survey
+    >>> from ifsrepr.mock import make_survey
+    >>> from ifsrepr.preprocess import Preprocessor
+    >>> from ifsrepr.scoring import AnomalyScorer, evaluate_mock
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> inputs, dataset = Path(tmp.name) / "in", Path(tmp.name) / "survey.h5"
+    >>> truth = make_survey(inputs, 4, seed=3, products=["linestack"], fibres=[19],
+    ...                     anomaly_rate=0.5)
+    >>> _ = extract_survey([inputs], dataset, catalog=inputs / "drpall-mock.fits",
+    ...                    preprocessor=Preprocessor(size=16), progress=False)
+    >>> encoder = ifsrepr.IFSEncoder("pca", n_components=3, n_iter=2, device="cpu")
+    >>> encoder = encoder.fit(dataset, progress=False, validation_fraction=0.0)
+    >>> metrics, scores = evaluate_mock(
+    ...     dataset, truth, encoder, scorer=AnomalyScorer(n_neighbors=3, n_estimators=20),
+    ...     baselines=["pca_recon_error"], n_pca=2)
+    >>> sorted(set(metrics["class"].tolist()))
+    ['all', 'blueberry', 'broad_line_agn']
+    >>> metrics[metrics["class"] == "all"]["method"][[0, -1]].tolist()
+    ['pca:score', 'pca_recon_error']
+    >>> "pca_recon_error" in scores.colnames
+    True
+    >>> tmp.cleanup()
     """
     from ..dataset import SurveyDataset
     from .scorer import COMPONENTS, AnomalyScorer

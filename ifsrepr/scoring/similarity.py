@@ -255,6 +255,25 @@ def similar(
         For a plate-IFU that is not in the encoding (or not encoded).
     ModelMismatchError
         When ``encoder`` is not the model that made the encoding.
+
+    Examples
+    --------
+    An encoding of 30 galaxies made up for the example, in which the second
+    and third lie right next to the first in latent space:
+
+    >>> import numpy as np
+    >>> from ifsrepr.scoring import Encoding, similar
+    >>> latents = np.random.default_rng(0).normal(size=(30, 8))
+    >>> latents[1], latents[2] = latents[0] + 0.01, latents[0] - 0.02
+    >>> encoding = Encoding(
+    ...     plateifu=[f"9000-{12701 + i}" for i in range(30)], latents=latents,
+    ...     error=np.ones(30), line_errors=np.ones((30, 1)), n_good=np.full(30, 1024),
+    ...     line_names=["Ha-6564"], model_name="demo", model_sha256="0" * 64)
+    >>> neighbours = similar(encoding, "9000-12701", k=3)
+    >>> neighbours["rank"].tolist(), neighbours["plateifu"][:2].tolist()
+    ([1, 2, 3], ['9000-12702', '9000-12703'])
+    >>> neighbours.meta["query"]
+    '9000-12701'
     """
     if isinstance(encoding_or_index, LatentIndex):
         index = encoding_or_index

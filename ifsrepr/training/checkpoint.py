@@ -32,7 +32,34 @@ def _paths(directory: Path) -> list[Path]:
 
 
 def save_checkpoint(directory: str | os.PathLike, epoch: int, state: dict[str, Any]) -> Path:
-    """Write ``checkpoint-epochNNNN.pt`` atomically and prune all but the newest `KEEP`."""
+    """Write ``checkpoint-epochNNNN.pt`` atomically and prune all but the newest `KEEP`.
+
+    Parameters
+    ----------
+    directory : path-like
+        The run's output directory.
+    epoch : int
+        The epoch (from 0), in the file name.
+    state : dict
+        What to save; `load_latest_checkpoint` needs an ``"epoch"`` entry.
+
+    Returns
+    -------
+    pathlib.Path
+        The checkpoint written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from ifsrepr.training import save_checkpoint
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     for epoch in range(4):
+    ...         path = save_checkpoint(tmp, epoch, {"epoch": epoch})
+    ...     kept = sorted(p.name for p in Path(tmp).iterdir())
+    >>> path.name, kept
+    ('checkpoint-epoch0003.pt', ['checkpoint-epoch0002.pt', 'checkpoint-epoch0003.pt'])
+    """
     directory = Path(directory)
     target = directory / f"checkpoint-epoch{epoch:04d}.pt"
     with atomic_path(target) as temporary:
@@ -52,6 +79,26 @@ def load_latest_checkpoint(directory: str | os.PathLike) -> tuple[dict[str, Any]
     ------
     CheckpointError
         If checkpoints exist but none of them loads.
+
+    Examples
+    --------
+    A truncated newest checkpoint is skipped, with a warning, for the one before:
+
+    >>> import tempfile
+    >>> import warnings
+    >>> from ifsrepr.training import load_latest_checkpoint, save_checkpoint
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> print(load_latest_checkpoint(tmp.name))
+    None
+    >>> _ = save_checkpoint(tmp.name, 0, {"epoch": 0, "loss": 0.5})
+    >>> newest = save_checkpoint(tmp.name, 1, {"epoch": 1, "loss": 0.4})
+    >>> _ = newest.write_bytes(newest.read_bytes()[:100])
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     state, path = load_latest_checkpoint(tmp.name)
+    >>> path.name, state["loss"], len(caught)
+    ('checkpoint-epoch0000.pt', 0.5, 1)
+    >>> tmp.cleanup()
     """
     candidates = list(reversed(_paths(Path(directory))))
     if not candidates:

@@ -40,7 +40,19 @@ LossFunction = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any
 
 @dataclass
 class TrainingOptions:
-    """Settings of a training run (all stored in checkpoints and the model config)."""
+    """Settings of a training run (all stored in checkpoints and the model config).
+
+    Examples
+    --------
+    >>> from ifsrepr.training import TrainingOptions
+    >>> options = TrainingOptions(epochs=5, batch_size=8, progress=False)
+    >>> options.learning_rate, options.patience
+    (0.001, 5)
+    >>> TrainingOptions(batch_size=0).check()
+    Traceback (most recent call last):
+    ...
+    ifsrepr.exceptions.IFSReprError: batch_size must be at least 1, got 0
+    """
 
     epochs: int = 30
     batch_size: int = 16
@@ -69,7 +81,29 @@ class TrainingOptions:
 
 @dataclass
 class TrainingResult:
-    """What `train_network` returns: the metrics of every epoch and the best epoch."""
+    """What `train_network` returns: the metrics of every epoch and the best epoch.
+
+    Attributes
+    ----------
+    history : list of dict
+        One row of metrics per epoch (``epoch``, ``train_loss``,
+        ``validation_loss``, ``seconds``, ``galaxies_per_second``,
+        ``learning_rate``), as in ``metrics.csv``.
+    best_epoch : int
+        The epoch (from 1) whose weights the model holds; -1 before training.
+    best_validation_loss : float
+        Its validation loss.
+    stopped_early : bool
+        Whether ``patience`` ended the run.
+
+    Examples
+    --------
+    >>> from ifsrepr.training import TrainingResult
+    >>> TrainingResult()
+    TrainingResult(history=[], best_epoch=-1, best_validation_loss=inf, stopped_early=False)
+
+    See `train_network` for one filled in by a run.
+    """
 
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = -1
@@ -193,6 +227,32 @@ def train_network(
         For ``torchrun`` data-parallel runs.
     on_epoch_end : callable, optional
         Called on the main process with the epoch and its metrics row.
+
+    Returns
+    -------
+    TrainingResult
+
+    Examples
+    --------
+    Three epochs of a small CNN-LSTM autoencoder on eight random 3x16x16 stacks:
+
+    >>> import torch
+    >>> from torch.utils.data import TensorDataset
+    >>> from ifsrepr.models import CNNLSTMAutoencoder, reconstruction_loss
+    >>> from ifsrepr.training import TrainingOptions, train_network
+    >>> _ = torch.manual_seed(0)
+    >>> x = torch.randn(8, 3, 16, 16)
+    >>> data = TensorDataset(x, torch.ones_like(x))  # items (x, w)
+    >>> model = CNNLSTMAutoencoder(3, 16, frontend_channels=[4, 8], feature_dim=16,
+    ...                            hidden_size=16, latent_dim=8)
+    >>> def loss_fn(x, x_hat, w, extras):
+    ...     return reconstruction_loss(x_hat, x, w)
+    >>> options = TrainingOptions(epochs=3, batch_size=4, progress=False)
+    >>> result = train_network(model, data, None, loss_fn, options, device=torch.device("cpu"))
+    >>> len(result.history), result.best_epoch, result.stopped_early
+    (3, 3, False)
+    >>> result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    True
     """
     options.check()
     context = context or DistributedContext()
