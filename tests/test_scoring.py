@@ -373,3 +373,13 @@ def test_score_command_refuses_an_encoding_from_another_model(survey, encoder, t
     assert not (tmp_path / "s.ecsv").exists()
     code = main(["score", str(survey["dataset"]), "-o", str(tmp_path / "s.ecsv")])
     assert code == 1 and "--model is needed" in capsys.readouterr().err
+
+
+def test_an_encoding_without_peak_errors_is_scored_on_the_other_measures():
+    # Saved without spaxel maps: no peak error anywhere.
+    encoding = synthetic(n=120, outliers=3)
+    encoding.peak_error = np.full(len(encoding), np.nan)
+    scorer = AnomalyScorer().fit(encoding)  # no warning (warnings are errors here)
+    table = scorer.score(encoding)
+    assert scorer.reference_spread_["peak_error"] == 1.0
+    assert set(table["plateifu"][:3]) == set(encoding.plateifu[-3:])

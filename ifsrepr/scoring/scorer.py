@@ -130,10 +130,33 @@ class AnomalyScorer:
 
     Examples
     --------
-    >>> import ifsrepr                                                      # doctest: +SKIP
-    >>> enc = ifsrepr.IFSEncoder.from_pretrained("manga-convlstm")         # doctest: +SKIP
-    >>> scores = ifsrepr.AnomalyScorer().fit(enc, train_stacks).score(stacks)  # doctest: +SKIP
-    >>> scores["plateifu", "rank", "score", "top_line", "region"][:5]       # doctest: +SKIP
+    Usually the scorer is fitted on an encoder and a survey dataset
+    (``AnomalyScorer().fit(encoder, "survey.h5").score()``) or on its
+    `encode_dataset` output. Here, an encoding of 30 galaxies made up for the
+    example, one of which the model reconstructs badly in [OIII]:
+
+    >>> import numpy as np
+    >>> from ifsrepr.scoring import Encoding
+    >>> rng = np.random.default_rng(0)
+    >>> line_errors = rng.normal(1.0, 0.1, (30, 4))
+    >>> line_errors[7, 1] = 12.0  # galaxy 7: [OIII] badly reconstructed
+    >>> encoding = Encoding(
+    ...     plateifu=[f"9000-{12701 + i}" for i in range(30)],
+    ...     latents=rng.normal(size=(30, 8)),
+    ...     error=line_errors.mean(axis=1),
+    ...     line_errors=line_errors,
+    ...     n_good=np.full(30, 1024),
+    ...     line_names=["Hb-4862", "OIII-5008", "Ha-6564", "NII-6585"],
+    ...     model_name="demo",
+    ...     model_sha256="0" * 64,
+    ...     peak_error=2 * line_errors.max(axis=1),
+    ... )
+    >>> from ifsrepr import AnomalyScorer
+    >>> scores = AnomalyScorer(n_neighbors=5, n_estimators=50).fit(encoding).score()
+    >>> len(scores)
+    30
+    >>> print(scores["rank"][0], scores["plateifu"][0], scores["top_line"][0])
+    1 9000-12708 OIII-5008
     """
 
     def __init__(
@@ -317,7 +340,10 @@ class AnomalyScorer:
             median = float(np.median(finite)) if len(finite) else np.nan
             mad = 1.4826 * float(np.median(np.abs(finite - median))) if len(finite) else np.nan
             self.reference_median_[name] = median
-            self.reference_spread_[name] = mad if mad > 0 else (float(np.std(finite)) or 1.0)
+            # (No finite reference value, e.g. peak_error of an encoding saved
+            # without spaxel maps: a unit spread; the median stays NaN.)
+            spread = float(np.std(finite)) if len(finite) > 1 else 0.0
+            self.reference_spread_[name] = mad if mad > 0 else (spread or 1.0)
         return self
 
     def _reduce(self, latents: np.ndarray) -> np.ndarray:
