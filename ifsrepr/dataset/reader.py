@@ -54,16 +54,12 @@ class SurveyDataset(Dataset):
     A dataset of three mock galaxies on a 16x16 grid, streamed in batches:
 
     >>> import tempfile
-    >>> from pathlib import Path
     >>> from torch.utils.data import DataLoader
     >>> from ifsrepr.dataset import SurveyDataset, extract_survey
-    >>> from ifsrepr.mock import make_survey
+    >>> from ifsrepr.mock import small_survey
     >>> from ifsrepr.preprocess import Preprocessor
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> inputs, output = Path(tmp.name) / "in", Path(tmp.name) / "survey.h5"
-    >>> _ = make_survey(inputs, 3, seed=1, products=["linestack"], fibres=[19])
-    >>> _ = extract_survey([inputs], output, catalog=inputs / "drpall-mock.fits",
-    ...                    preprocessor=Preprocessor("manga19", size=16), progress=False)
+    >>> output, _ = small_survey(tmp.name, 3, seed=1)
     >>> data = SurveyDataset(output)
     >>> data
     <SurveyDataset survey.h5: 3 galaxies>

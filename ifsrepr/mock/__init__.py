@@ -27,10 +27,12 @@ Examples
 2
 
 The command line does the same: ``ifsrepr mock OUTDIR --n-galaxies 3 --products linestack``.
+`small_survey` goes on to a survey dataset, ready for an encoder.
 """
 
 from .anomalies import ANOMALY_CLASSES
 from .params import GalaxyParams, Population
+from .small import small_survey
 from .survey import PRODUCTS, draw_survey, make_survey, simulate_galaxy, write_galaxy
 
 __all__ = [
@@ -41,5 +43,6 @@ __all__ = [
     "draw_survey",
     "make_survey",
     "simulate_galaxy",
+    "small_survey",
     "write_galaxy",
 ]

@@ -167,16 +167,10 @@ def reconstruction_fve(
     encoder fitted on it:
 
     >>> import tempfile
-    >>> from pathlib import Path
     >>> import ifsrepr
-    >>> from ifsrepr.dataset import extract_survey
-    >>> from ifsrepr.mock import make_survey
-    >>> from ifsrepr.preprocess import Preprocessor
+    >>> from ifsrepr.mock import small_survey
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> inputs, dataset = Path(tmp.name) / "in", Path(tmp.name) / "survey.h5"
-    >>> truth = make_survey(inputs, 4, seed=3, products=["linestack"], fibres=[19])
-    >>> _ = extract_survey([inputs], dataset, catalog=inputs / "drpall-mock.fits",
-    ...                    preprocessor=Preprocessor(size=16), progress=False)
+    >>> dataset, truth = small_survey(tmp.name)
     >>> encoder = ifsrepr.IFSEncoder("pca", n_components=3, n_iter=2, device="cpu")
     >>> encoder = encoder.fit(dataset, progress=False, validation_fraction=0.0)
     >>> from ifsrepr.probes import reconstruction_fve
@@ -263,16 +257,10 @@ def compression_table(
     encoder fitted on it:
 
     >>> import tempfile
-    >>> from pathlib import Path
     >>> import ifsrepr
-    >>> from ifsrepr.dataset import extract_survey
-    >>> from ifsrepr.mock import make_survey
-    >>> from ifsrepr.preprocess import Preprocessor
+    >>> from ifsrepr.mock import small_survey
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> inputs, dataset = Path(tmp.name) / "in", Path(tmp.name) / "survey.h5"
-    >>> truth = make_survey(inputs, 4, seed=3, products=["linestack"], fibres=[19])
-    >>> _ = extract_survey([inputs], dataset, catalog=inputs / "drpall-mock.fits",
-    ...                    preprocessor=Preprocessor(size=16), progress=False)
+    >>> dataset, truth = small_survey(tmp.name)
     >>> encoder = ifsrepr.IFSEncoder("pca", n_components=3, n_iter=2, device="cpu")
     >>> encoder = encoder.fit(dataset, progress=False, validation_fraction=0.0)
     >>> from ifsrepr.probes import compression_table

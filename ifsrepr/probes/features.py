@@ -280,16 +280,11 @@ def survey_features(
     A mock survey of four galaxies on a 16x16 grid:
 
     >>> import tempfile
-    >>> from pathlib import Path
     >>> import ifsrepr
-    >>> from ifsrepr.dataset import extract_survey
-    >>> from ifsrepr.mock import make_survey
+    >>> from ifsrepr.mock import small_survey
     >>> from ifsrepr.preprocess import Preprocessor
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> inputs, dataset = Path(tmp.name) / "in", Path(tmp.name) / "survey.h5"
-    >>> truth = make_survey(inputs, 4, seed=3, products=["linestack"], fibres=[19])
-    >>> _ = extract_survey([inputs], dataset, catalog=inputs / "drpall-mock.fits",
-    ...                    preprocessor=Preprocessor(size=16), progress=False)
+    >>> dataset, truth = small_survey(tmp.name)
     >>> from ifsrepr.probes import survey_features
     >>> features = survey_features(dataset, n_pca=3)
     >>> features.pca.shape, features.features.shape, features.feature_names[-1]

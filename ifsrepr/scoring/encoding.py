@@ -606,17 +606,11 @@ def encode_dataset(
     fitted on it:
 
     >>> import tempfile
-    >>> from pathlib import Path
     >>> import ifsrepr
-    >>> from ifsrepr.dataset import extract_survey
-    >>> from ifsrepr.mock import make_survey
-    >>> from ifsrepr.preprocess import Preprocessor
+    >>> from ifsrepr.mock import small_survey
     >>> from ifsrepr.scoring import encode_dataset
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> inputs, dataset = Path(tmp.name) / "in", Path(tmp.name) / "survey.h5"
-    >>> truth = make_survey(inputs, 4, seed=3, products=["linestack"], fibres=[19])
-    >>> _ = extract_survey([inputs], dataset, catalog=inputs / "drpall-mock.fits",
-    ...                    preprocessor=Preprocessor(size=16), progress=False)
+    >>> dataset, truth = small_survey(tmp.name)
     >>> encoder = ifsrepr.IFSEncoder("pca", n_components=3, n_iter=2, device="cpu")
     >>> encoder = encoder.fit(dataset, progress=False, validation_fraction=0.0)
     >>> encoding = encode_dataset(encoder, dataset, progress=False)
