@@ -6,7 +6,8 @@ to a temporary directory, uncompressed and gzipped, then times:
 * ``ifsrepr.read`` (the ``manga-cube`` reader),
 * plain astropy: ``fits.open`` + load FLUX, IVAR and MASK,
 * the floor: isal decompressing the file's bytes (whole file, and up to the
-  end of WAVE, which is where the reader stops), with nothing else done.
+  end of MASK, which is where the reader stops: it takes the wavelengths of
+  a gzipped cube from the header WCS), with nothing else done.
 
 Every timing ends with the three arrays touched on every memory page, so lazy
 memory maps are not flattered. The files are read from the page cache (they
@@ -104,13 +105,13 @@ def decompress_until(path: Path, nbytes: int) -> None:
             done += got
 
 
-def end_of_wave(path: Path) -> int:
-    """Byte offset (decompressed) of the end of the WAVE extension."""
+def end_of(path: Path, name: str) -> int:
+    """Byte offset (decompressed) of the end of extension ``name``."""
     with FitsStream(path) as stream:
         for hdu in stream:
-            if hdu.name == "WAVE":
+            if hdu.name == name:
                 return hdu.offset + hdu.padded_nbytes
-    raise RuntimeError("no WAVE")
+    raise RuntimeError(f"no {name}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  .fits.gz     {size_gz / 1e6:8.1f} MB   gzipped (isal level 2) in {write_gz:6.2f} s"
         )
-        wave_end = end_of_wave(gz)
-        print(f"  the reader stops after WAVE, at {wave_end / 1e6:.1f} MB of decompressed data")
+        mask_end = end_of(gz, "MASK")
+        print(f"  the reader stops after MASK, at {mask_end / 1e6:.1f} MB of decompressed data")
         print()
 
         rows = [
@@ -149,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             ("gz:    astropy open+load", time_it(lambda: read_astropy(gz), args.repeat)),
             ("gz:    isal floor, whole file", time_it(lambda: decompress_all(gz), args.repeat)),
             (
-                "gz:    isal floor, up to WAVE",
-                time_it(lambda: decompress_until(gz, wave_end), args.repeat),
+                "gz:    isal floor, up to MASK",
+                time_it(lambda: decompress_until(gz, mask_end), args.repeat),
             ),
         ]
         best = {label: figure[0] for label, figure in rows}
@@ -163,9 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         ratios = (
             ("gz: astropy / ifsrepr.read", "gz:    astropy open+load", "gz:    ifsrepr.read"),
             (
-                "gz: ifsrepr.read / isal floor to WAVE",
+                "gz: ifsrepr.read / isal floor to MASK",
                 "gz:    ifsrepr.read",
-                "gz:    isal floor, up to WAVE",
+                "gz:    isal floor, up to MASK",
             ),
             (
                 "plain: astropy / ifsrepr.read",

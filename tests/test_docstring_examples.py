@@ -30,6 +30,7 @@ API_MODULES = [
     "ifsrepr.datasets",
     "ifsrepr.extraction",
     "ifsrepr.extraction.continuum",
+    "ifsrepr.extraction.bands",
     "ifsrepr.templates",
     "ifsrepr.extinction",
     "ifsrepr.extraction.forward",
