@@ -210,6 +210,51 @@ def test_cell_level_equivalence(peephole, with_state, broadcast, with_context, m
         results.append((out, h, c, *torch.autograd.grad(loss, leaves)))
     for a, b in zip(*results, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    # Without autograd the fast cell streams its input gates chunk by chunk and
+    # keeps nothing for a backward pass: same results.
+    for mode in (torch.no_grad, torch.inference_mode):
+        with mode():
+            out, (h, c) = fast(inputs, state, context=context)
+        for a, b in zip((out, h, c), results[1][:3], strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_fused_recurrence_takes_a_generator_of_chunks():
+    from ifsrepr.models.fused import fused_convlstm
+
+    hidden, batch = 3, 2
+    gates = torch.randn(5, batch, 4 * hidden, 4, 4, dtype=torch.float64)
+    weight = torch.randn(4 * hidden, hidden, 3, 3, dtype=torch.float64, requires_grad=True)
+    kw = dict(hidden=hidden, padding=1, batch=batch)
+    out, c = fused_convlstm([gates[:2], gates[2:]], None, weight, None, **kw)
+    with torch.no_grad():
+        lazy_out, lazy_c = fused_convlstm(
+            iter([gates[:2], gates[2:]]), None, weight, None, steps=5, **kw
+        )
+        with pytest.raises(ValueError, match="steps"):
+            fused_convlstm(iter([gates]), None, weight, None, **kw)
+    torch.testing.assert_close(lazy_out, out.detach())
+    torch.testing.assert_close(lazy_c, c.detach())
+    # With autograd on, a generator is read into a list and gradients flow as usual.
+    again, _ = fused_convlstm(iter([gates[:2], gates[2:]]), None, weight, None, steps=5, **kw)
+    (grad,) = torch.autograd.grad(again.sum(), weight)
+    torch.testing.assert_close(grad, torch.autograd.grad(out.sum(), weight)[0])
+
+
+@pytest.mark.parametrize("cell", ["fast", "reference"])
+def test_inference_in_chunks_of_images_is_the_same(cell, monkeypatch):
+    # In inference on CPU the front and back ends run a chunk of images at a
+    # time (one image per chunk here), and the fast cell streams its input gates.
+    net = small_convlstm(cell=cell, num_layers=2, hidden_channels=[6, 5]).double().eval()
+    _perturb(net)
+    x = batch(dtype=torch.float64)
+    expected = net(x)
+    monkeypatch.setattr(ConvLSTMAutoencoder, "CPU_CHUNK_BYTES", 1)
+    monkeypatch.setattr(ConvLSTMCell, "CPU_CHUNK_BYTES", 1)
+    with torch.inference_mode():
+        got = net(x)
+    for a, b in zip(got[:2], expected[:2], strict=True):
+        torch.testing.assert_close(a, b.detach(), rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("broadcast", [False, True])
@@ -261,6 +306,10 @@ def test_fused_cell_under_cpu_autocast():
     assert torch.isfinite(latent).all()
     assert all(torch.isfinite(p.grad).all() for p in fast.parameters())
     torch.testing.assert_close(x_hat.float(), fast(x)[0], rtol=0.1, atol=0.1)
+    # And without autograd (input gates computed chunk by chunk, inside the recurrence).
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        inferred = fast(x)[0]
+    torch.testing.assert_close(inferred.float(), x_hat.float(), rtol=0.02, atol=0.02)
 
 
 # -- masks and NaNs --------------------------------------------------------------------------------

@@ -19,11 +19,26 @@ per-step formulation (one convolution over ``concat(x_t, h_{t-1})``, see
 The decoder's inputs are learned per-line maps shared by every galaxy, so
 their input-to-state convolution is computed once per batch, not once per
 galaxy.
+
+At these sizes the convolutions of both formulations run near the CPU's peak,
+so the speed-up is bounded by the ratio of their arithmetic: about 1.3x fewer
+FLOPs for the recurrent layers, 1.27x for the whole autoencoder with the
+default options (``benchmarks/bench_convlstm.py`` counts and times both).
+
+Memory
+------
+On CPU much of an inference pass's time went to the system allocator mapping
+fresh pages for large intermediate maps, on every call. Without autograd,
+therefore, the front and back ends run a chunk of images at a time
+(`ConvLSTMAutoencoder.CPU_CHUNK_BYTES`), and the fast cell computes each
+chunk of input gates only when the recurrence reaches it and keeps nothing
+for a backward pass. The results are the same; with training, nothing
+changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -74,6 +89,19 @@ class ConvLSTMCell(nn.Module):
         Run the recurrence as one autograd node with hand-written
         backpropagation (`ifsrepr.models.fused`); False uses plain autograd
         over per-step operations. Same results either way.
+
+    Examples
+    --------
+    One layer over a batch of two sequences of five 3-channel 8x8 maps:
+
+    >>> import torch
+    >>> from ifsrepr.models import ConvLSTMCell
+    >>> cell = ConvLSTMCell(3, 4, peephole=True)
+    >>> outputs, (h, c) = cell(torch.randn(2, 5, 3, 8, 8))
+    >>> tuple(outputs.shape), tuple(h.shape), tuple(c.shape)
+    ((2, 5, 4, 8, 8), (2, 4, 8, 8), (2, 4, 8, 8))
+    >>> torch.equal(outputs[:, -1], h)  # the last output is the final hidden state
+    True
     """
 
     #: Largest input-gate chunk computed in one convolution on CPU (see `input_gates`).
@@ -131,6 +159,11 @@ class ConvLSTMCell(nn.Module):
         sequence, returned separately (``(B, 4H, h, w)``, no bias) rather than
         added into a ``(T, B, ...)`` tensor.
         """
+        chunks = list(self._input_gate_chunks(inputs))
+        return chunks, self._context_gates(context)
+
+    def _input_gate_chunks(self, inputs: torch.Tensor) -> Iterator[torch.Tensor]:
+        """The chunks of `input_gates`, one convolution each, computed as they are asked for."""
         steps, batch = inputs.shape[:2]
         per_step = batch * 4 * self.hidden_channels * inputs.shape[3] * inputs.shape[4]
         per_step *= self.input_conv.weight.element_size()
@@ -138,14 +171,28 @@ class ConvLSTMCell(nn.Module):
             size = max(1, min(steps, self.CPU_CHUNK_BYTES // max(per_step, 1)))
         else:
             size = steps
-        chunks = []
-        for part in inputs.split(size, dim=0):
-            gates = self.input_conv(part.reshape(part.shape[0] * batch, *part.shape[2:]))
-            chunks.append(gates.view(part.shape[0], batch, *gates.shape[1:]))
-        context_gates = None
-        if context is not None:
-            context_gates = F.conv2d(context, self.input_conv.weight, padding=self.kernel_size // 2)
-        return chunks, context_gates
+        # The chunks are computed where the recurrence asks for them, which may
+        # be under another autocast state: use the caller's.
+        device_type = inputs.device.type
+        autocast_state = {
+            "device_type": device_type,
+            "enabled": torch.is_autocast_enabled(device_type),
+            "dtype": torch.get_autocast_dtype(device_type),
+        }
+
+        def chunk(part: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(**autocast_state):
+                gates = self.input_conv(part.reshape(part.shape[0] * batch, *part.shape[2:]))
+            return gates.unflatten(0, (part.shape[0], batch))
+
+        # chunk() holds no reference once it returns: the generator does not keep
+        # one chunk alive while it computes the next.
+        return (chunk(part) for part in inputs.split(size, dim=0))
+
+    def _context_gates(self, context: torch.Tensor | None) -> torch.Tensor | None:
+        if context is None:
+            return None
+        return F.conv2d(context, self.input_conv.weight, padding=self.kernel_size // 2)
 
     def forward(
         self,
@@ -185,7 +232,14 @@ class ConvLSTMCell(nn.Module):
         elif state is not None:
             batch = state[0].shape[0]
         # Time-major, so that each step's slice of the precomputed gates is contiguous.
-        chunks, context_gates = self.input_gates(inputs, context)
+        chunks: Iterable[torch.Tensor]
+        if self.fused and not torch.is_grad_enabled():
+            # Inference: each chunk of input gates is computed when the recurrence
+            # reaches it and freed after it (nothing is kept for a backward pass).
+            chunks = self._input_gate_chunks(inputs)
+            context_gates = self._context_gates(context)
+        else:
+            chunks, context_gates = self.input_gates(inputs, context)
         if self.fused:
             peepholes = (
                 (self.peephole_i, self.peephole_f, self.peephole_o) if self.peephole else None
@@ -199,6 +253,7 @@ class ConvLSTMCell(nn.Module):
                 hidden=self.hidden_channels,
                 padding=self.kernel_size // 2,
                 batch=batch,
+                steps=inputs.shape[0],
             )
             h = outputs[-1]
         else:
@@ -209,7 +264,7 @@ class ConvLSTMCell(nn.Module):
 
     def _loop(
         self,
-        chunks: list[torch.Tensor],
+        chunks: Iterable[torch.Tensor],
         state: State | None,
         context_gates: torch.Tensor | None,
     ) -> tuple[torch.Tensor, State]:
@@ -286,6 +341,26 @@ class ConvLSTM(nn.Module):
         autograd recurrence); ``"reference"``: `ReferenceConvLSTMCell` (one
         convolution on the concatenated input and state per step). All three
         compute the same function; the last two exist for tests and benchmarks.
+
+    Examples
+    --------
+    Two stacked layers (4 then 6 hidden channels) over sequences of 3-channel maps:
+
+    >>> import torch
+    >>> from ifsrepr.models import ConvLSTM
+    >>> stack = ConvLSTM(3, [4, 6])
+    >>> outputs, states = stack(torch.randn(2, 5, 3, 8, 8))
+    >>> tuple(outputs.shape), [tuple(h.shape) for h, c in states]
+    ((2, 5, 6, 8, 8), [(2, 4, 8, 8), (2, 6, 8, 8)])
+
+    The three cell implementations compute the same function:
+
+    >>> from ifsrepr.models import copy_weights
+    >>> reference = ConvLSTM(3, [4, 6], cell="reference")
+    >>> copy_weights(stack, reference)
+    >>> sequence = torch.randn(1, 5, 3, 8, 8)
+    >>> torch.allclose(stack(sequence)[0], reference(sequence)[0], atol=1e-5)
+    True
     """
 
     def __init__(
@@ -383,9 +458,34 @@ class ConvLSTMAutoencoder(SequenceAutoencoder):
     cell : {"fast", "batched", "reference"}
         ConvLSTM implementation (see `ConvLSTM`); only ``"fast"`` is meant for
         use, the others exist for the equivalence tests and the benchmark.
+
+    Examples
+    --------
+    A small network for three 16x16 line maps (the registered ``convlstm``
+    architecture builds the same class):
+
+    >>> import torch
+    >>> from ifsrepr.models import ConvLSTMAutoencoder
+    >>> model = ConvLSTMAutoencoder(3, 16, hidden_channels=4, latent_dim=8,
+    ...                             frontend_channels=[4])
+    >>> x = torch.randn(2, 3, 16, 16)
+    >>> x[0, 1, :4] = float("nan")  # masked pixels are zeroed, never passed on
+    >>> x_hat, latent, extras = model(x)
+    >>> tuple(x_hat.shape), tuple(latent.shape), extras
+    ((2, 3, 16, 16), (2, 8), {})
+    >>> bool(torch.isfinite(latent).all())
+    True
+    >>> ConvLSTMAutoencoder(3, 18, frontend_channels=[4, 4])
+    Traceback (most recent call last):
+    ...
+    ifsrepr.models.errors.ModelConfigError: architecture 'convlstm': image_size ...
     """
 
     architecture = "convlstm"
+
+    #: Largest map a front- or back-end level produces in one call, in inference on CPU
+    #: (see `_per_image`).
+    CPU_CHUNK_BYTES = 8 * 2**20
 
     def __init__(
         self,
@@ -450,6 +550,7 @@ class ConvLSTMAutoencoder(SequenceAutoencoder):
         spatial = self.feature_size
         n_pixels = spatial[0] * spatial[1]
 
+        self.frontend_channels = front
         self.frontend = DownsamplingCNN(2 if mask_channel else 1, front)
         rnn_options = dict(
             kernel_size=kernel_size, peephole=peephole, spatial_size=spatial, cell=cell
@@ -482,7 +583,7 @@ class ConvLSTMAutoencoder(SequenceAutoencoder):
         batch, steps = x.shape[:2]
         # Time-major from here on, so the recurrent layers see contiguous steps.
         images = x.transpose(0, 1).reshape(steps * batch, *x.shape[2:])
-        features = self.frontend(images)
+        features = self._per_image(self.frontend, images)
         features = features.view(steps, batch, *features.shape[1:])
         _, finals = self.encoder_rnn(features, time_major=True)
         h_last = finals[-1][0]
@@ -492,6 +593,26 @@ class ConvLSTMAutoencoder(SequenceAutoencoder):
             # Bounded log-variance keeps exp() finite early in training.
             return mu, logvar.clamp(-12.0, 12.0)
         return out, None
+
+    def _per_image(self, module: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """``module(images)``; in inference on CPU, a chunk of images at a time.
+
+        The front and back ends work image by image, so the result is the same;
+        chunks keep each intermediate map small enough for the allocator to
+        reuse one buffer across chunks instead of mapping (and page-faulting
+        through) fresh memory for every level on every call.
+        """
+        if torch.is_grad_enabled() or images.device.type != "cpu":
+            return module(images)
+        # An upper bound on any level's map per image: the widest level at half
+        # the image size (the first front-end level, the last back-end one).
+        height, width = self.image_size
+        per_image = max(self.frontend_channels) * (height // 2) * (width // 2)
+        per_image = max(per_image * images.element_size(), 1)
+        size = max(1, self.CPU_CHUNK_BYTES // per_image)
+        if size >= images.shape[0]:
+            return module(images)
+        return torch.cat([module(part) for part in images.split(size)])
 
     def initial_states(self, latent: torch.Tensor) -> list[State]:
         """Decoder initial ``(h, c)`` per layer from the latent vectors."""
@@ -519,5 +640,5 @@ class ConvLSTMAutoencoder(SequenceAutoencoder):
             queries, self.initial_states(latent), time_major=True, context=context
         )
         steps = outputs.shape[0]
-        images = self.backend(outputs.reshape(steps * batch, *outputs.shape[2:]))
+        images = self._per_image(self.backend, outputs.reshape(steps * batch, *outputs.shape[2:]))
         return images.view(steps, batch, *images.shape[1:]).transpose(0, 1)

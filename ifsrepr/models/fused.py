@@ -9,6 +9,11 @@ also handed back as the gradient of the (batched) input-to-state
 convolution. Results equal autograd's to rounding (checked by the tests
 against `ifsrepr.models.reference.ReferenceConvLSTMCell` and gradcheck).
 
+Without autograd (``torch.no_grad``, ``torch.inference_mode``) the same
+forward pass runs outside the autograd node and keeps no step's tensors, so
+the allocator reuses the same buffers step after step; its input gates may
+then come from a generator, one chunk at a time.
+
 On CPU ``tanh`` is evaluated as ``2 * sigmoid(2 x) - 1``: the same function,
 and PyTorch's CPU sigmoid kernel measured ~5x faster than its tanh kernel.
 
@@ -19,6 +24,7 @@ recommended for recurrent networks in reduced precision.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -56,6 +62,80 @@ def _compute_dtype(device: torch.device, dtype: torch.dtype) -> torch.dtype:
     return dtype
 
 
+def _recurrence(
+    hidden: int,
+    padding: int,
+    batch: int,
+    h0: torch.Tensor | None,
+    c0: torch.Tensor | None,
+    weight: torch.Tensor,
+    peepholes: tuple[Any, Any, Any],
+    context: torch.Tensor | None,
+    chunks: Iterable[torch.Tensor],
+    *,
+    steps: int,
+    cdtype: torch.dtype,
+    keep: bool,
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """The forward recurrence; with ``keep``, also each step's activations, cell states, tanh's.
+
+    Without ``keep`` (no gradient wanted) nothing is held past its step, so the
+    allocator hands the same buffers back step after step; ``chunks`` may then
+    be a generator that computes each chunk when it is reached.
+    """
+    peep_i, peep_f, peep_o = peepholes
+    peephole = peep_i is not None
+    dtype = weight.dtype
+    device = weight.device
+    acts: list[torch.Tensor] = []
+    cells: list[torch.Tensor] = []
+    tanhs: list[torch.Tensor] = []
+    with torch.autocast(device.type, enabled=False):
+        weight_c = weight.to(cdtype)
+        out: torch.Tensor | None = None
+        h_prev, c_prev = h0, c0
+        step = 0
+        for chunk in chunks:
+            if out is None:
+                shape = (steps, batch, hidden, *chunk.shape[3:])
+                out = torch.empty(shape, dtype=dtype, device=device)
+            for gx in chunk.unbind(0):
+                if h_prev is None:
+                    gates = gx.to(dtype).expand(batch, *gx.shape[1:]).clone()
+                else:
+                    gates = F.conv2d(h_prev.to(cdtype), weight_c, padding=padding).to(dtype)
+                    gates.add_(gx)
+                if context is not None:
+                    gates.add_(context)
+                i = gates[:, :hidden]
+                f = gates[:, hidden : 2 * hidden]
+                o = gates[:, 2 * hidden : 3 * hidden]
+                g = gates[:, 3 * hidden :]
+                if peephole and c_prev is not None:
+                    i.addcmul_(c_prev, peep_i)
+                    f.addcmul_(c_prev, peep_f)
+                # With peepholes o needs the new cell state, so it is activated later.
+                gates[:, : (2 if peephole else 3) * hidden].sigmoid_()
+                _tanh_(g)
+                c = i * g
+                if c_prev is not None:
+                    c.addcmul_(f, c_prev)
+                if peephole:
+                    o.addcmul_(c, peep_o).sigmoid_()
+                tanh_c = _tanh_(c.clone())
+                torch.mul(o, tanh_c, out=out[step])
+                if keep:
+                    acts.append(gates)
+                    cells.append(c)
+                    tanhs.append(tanh_c)
+                h_prev, c_prev = out[step], c
+                step += 1
+            # Drop this chunk before the next one is computed (a generator's).
+            del chunk, gx
+    assert out is not None and c_prev is not None and step == steps
+    return out, c_prev, acts, cells, tanhs
+
+
 class _FusedConvLSTM(torch.autograd.Function):
     """Inputs: ``hidden, padding, batch, h0, c0, weight, peep_i, peep_f, peep_o, context, *chunks``.
 
@@ -69,48 +149,22 @@ class _FusedConvLSTM(torch.autograd.Function):
     def forward(ctx: Any, hidden: int, padding: int, batch: int, *args: Any) -> Any:
         h0, c0, weight, peep_i, peep_f, peep_o, context, *chunks = args
         peephole = peep_i is not None
-        dtype = weight.dtype
-        device = weight.device
-        cdtype = _compute_dtype(device, dtype)
-        steps = sum(chunk.shape[0] for chunk in chunks)
-        spatial = chunks[0].shape[3:]
-        with torch.autocast(device.type, enabled=False):
-            weight_c = weight.to(cdtype)
-            out = torch.empty((steps, batch, hidden, *spatial), dtype=dtype, device=device)
-            acts, cells, tanhs = [], [], []
-            h_prev, c_prev = h0, c0
-            step = 0
-            for chunk in chunks:
-                for gx in chunk.unbind(0):
-                    if h_prev is None:
-                        gates = gx.to(dtype).expand(batch, *gx.shape[1:]).clone()
-                    else:
-                        gates = F.conv2d(h_prev.to(cdtype), weight_c, padding=padding).to(dtype)
-                        gates.add_(gx)
-                    if context is not None:
-                        gates.add_(context)
-                    i = gates[:, :hidden]
-                    f = gates[:, hidden : 2 * hidden]
-                    o = gates[:, 2 * hidden : 3 * hidden]
-                    g = gates[:, 3 * hidden :]
-                    if peephole and c_prev is not None:
-                        i.addcmul_(c_prev, peep_i)
-                        f.addcmul_(c_prev, peep_f)
-                    # With peepholes o needs the new cell state, so it is activated later.
-                    gates[:, : (2 if peephole else 3) * hidden].sigmoid_()
-                    _tanh_(g)
-                    c = i * g
-                    if c_prev is not None:
-                        c.addcmul_(f, c_prev)
-                    if peephole:
-                        o.addcmul_(c, peep_o).sigmoid_()
-                    tanh_c = _tanh_(c.clone())
-                    torch.mul(o, tanh_c, out=out[step])
-                    acts.append(gates)
-                    cells.append(c)
-                    tanhs.append(tanh_c)
-                    h_prev, c_prev = out[step], c
-                    step += 1
+        cdtype = _compute_dtype(weight.device, weight.dtype)
+        out, c_prev, acts, cells, tanhs = _recurrence(
+            hidden,
+            padding,
+            batch,
+            h0,
+            c0,
+            weight,
+            (peep_i, peep_f, peep_o),
+            context,
+            chunks,
+            steps=sum(chunk.shape[0] for chunk in chunks),
+            cdtype=cdtype,
+            keep=True,
+        )
+        steps = out.shape[0]
         ctx.hidden, ctx.padding, ctx.batch = hidden, padding, batch
         ctx.chunk_shapes = [chunk.shape for chunk in chunks]
         ctx.chunk_dtypes = [chunk.dtype for chunk in chunks]
@@ -245,7 +299,7 @@ class _FusedConvLSTM(torch.autograd.Function):
 
 
 def fused_convlstm(
-    chunks: list[torch.Tensor],
+    chunks: Iterable[torch.Tensor],
     state: tuple[torch.Tensor, torch.Tensor] | None,
     weight: torch.Tensor,
     peepholes: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
@@ -254,6 +308,7 @@ def fused_convlstm(
     hidden: int,
     padding: int,
     batch: int,
+    steps: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the recurrence; return stacked hidden states ``(T, B, H, h, w)`` and the last cell state.
 
@@ -261,6 +316,9 @@ def fused_convlstm(
     ----------
     chunks : list of tensor
         Input-to-state gates (bias included), ``(steps, batch or 1, 4H, h, w)`` each.
+        Under ``torch.no_grad`` or ``torch.inference_mode``, any iterable, e.g. a
+        generator computing each chunk when the recurrence reaches it
+        (``steps`` is then required).
     state : (h0, c0), optional
         Initial states; None for zeros (the first state convolution is skipped).
     weight : tensor
@@ -271,7 +329,33 @@ def fused_convlstm(
         ``(batch, 4H, h, w)`` gates added at every step (a per-sequence input).
     hidden, padding, batch : int
         Hidden channels, convolution padding, batch size.
+    steps : int, optional
+        Number of steps (the chunks' lengths summed), needed for a generator.
     """
     h0, c0 = state if state is not None else (None, None)
     peep = peepholes if peepholes is not None else (None, None, None)
-    return _FusedConvLSTM.apply(hidden, padding, batch, h0, c0, weight, *peep, context, *chunks)
+    if not isinstance(chunks, (list, tuple)) and torch.is_grad_enabled():
+        chunks = list(chunks)  # autograd may need them all: no streaming
+    if isinstance(chunks, (list, tuple)):
+        tensors = [h0, c0, weight, *peep, context, *chunks]
+        if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+            return _FusedConvLSTM.apply(hidden, padding, batch, *tensors)
+        steps = sum(chunk.shape[0] for chunk in chunks)
+    elif steps is None:
+        raise ValueError("fused_convlstm: steps is required when chunks is not a list")
+    # No gradient wanted: the plain forward pass, keeping nothing for a backward one.
+    out, c, *_ = _recurrence(
+        hidden,
+        padding,
+        batch,
+        h0,
+        c0,
+        weight,
+        peep,
+        context,
+        chunks,
+        steps=steps,
+        cdtype=_compute_dtype(weight.device, weight.dtype),
+        keep=False,
+    )
+    return out, c
