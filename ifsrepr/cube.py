@@ -216,11 +216,21 @@ class IFSCube:
             bad |= np.asarray(self._given_mask[channels], dtype=bool)
         return bad
 
-    def channel_slab(self, start: int, stop: int, dtype=np.float64):
+    def channel_slab(self, start: int, stop: int, dtype=np.float64, *, out=None):
         """Flux, ivar and usable-flags of channels ``start:stop``, one column per spaxel.
 
         Only those channels are read (memory-mapped cubes stay lazy), and
         they come back in native byte order, ready for vectorised work.
+
+        Parameters
+        ----------
+        start, stop : int
+            The channels.
+        dtype : numpy dtype
+            Type of the flux and ivar returned (default float64).
+        out : tuple of three arrays, optional
+            ``(flux, ivar, usable)`` of shape ``(stop - start, ny * nx)`` to
+            write into (the extraction engine reuses its buffers this way).
 
         Returns
         -------
@@ -240,16 +250,41 @@ class IFSCube:
         >>> wave, flux.shape, bool(usable.all())
         (array([6501., 6502.]), (2, 6), True)
         """
-        channels = slice(start, stop)
         n = stop - start
-        bad = self._combined_mask(channels).reshape(n, -1)
-        # Converting copies, so zeroing bad values never touches the cube itself.
-        flux = self._flux[channels].astype(dtype).reshape(n, -1)
-        ivar = self._ivar[channels].astype(dtype).reshape(n, -1)
-        np.copyto(flux, 0.0, where=bad)
-        np.copyto(ivar, 0.0, where=bad)
-        wave = self._spectral_axis.value[channels]
-        return wave, flux, ivar, ~bad
+        shape = (n, self._flux.shape[1] * self._flux.shape[2])
+        if out is None:
+            # Converting copies, so zeroing bad values never touches the cube itself.
+            flux, ivar, usable = (
+                np.empty(shape, dtype),
+                np.empty(shape, dtype),
+                np.empty(shape, bool),
+            )
+        else:
+            flux, ivar, usable = out
+            if flux.shape != shape or ivar.shape != shape or usable.shape != shape:
+                raise ValueError(f"channel_slab out= arrays must have shape {shape}")
+        # A few channels at a time keeps the temporaries (the survey's integer
+        # bitmask, comparisons) small enough to stay in cache.
+        step = max(1, (1 << 16) // max(1, shape[1]))
+        for first in range(0, n, step):
+            rows = slice(first, min(first + step, n))
+            channels = slice(start + rows.start, start + rows.stop)
+            block_flux, block_ivar, block_usable = flux[rows], ivar[rows], usable[rows]
+            np.copyto(block_flux, self._flux[channels].reshape(block_flux.shape))
+            np.copyto(block_ivar, self._ivar[channels].reshape(block_ivar.shape))
+            with np.errstate(invalid="ignore"):
+                np.greater(block_ivar, 0, out=block_usable)  # False for NaN too
+            block_usable &= np.isfinite(block_flux)
+            if self._given_mask is not None:
+                block_usable &= ~np.asarray(self._given_mask[channels], dtype=bool).reshape(
+                    block_usable.shape
+                )
+            if not block_usable.all():
+                bad = ~block_usable
+                np.copyto(block_flux, 0.0, where=bad)
+                np.copyto(block_ivar, 0.0, where=bad)
+        wave = self._spectral_axis.value[start:stop]
+        return wave, flux, ivar, usable
 
     @property
     def spectral_axis(self) -> u.Quantity:

@@ -138,9 +138,7 @@ class IFSEncoder:
         from .models.losses import AutoencoderLoss
 
         if self.loss not in ("weighted", "masked", "mse"):
-            raise IFSReprError(
-                f"loss must be 'weighted', 'masked' or 'mse', got {self.loss!r}"
-            )
+            raise IFSReprError(f"loss must be 'weighted', 'masked' or 'mse', got {self.loss!r}")
         loss = AutoencoderLoss(kind=self.loss, beta=self.beta)
 
         def loss_fn(x, x_hat, w, extras):

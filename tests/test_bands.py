@@ -131,3 +131,34 @@ def test_spaxels_with_nothing_usable_are_masked_like_the_explicit_sum(first_mome
     np.testing.assert_allclose(fast[1], slow[1], rtol=1e-9)
     if first_moment:
         np.testing.assert_array_equal(np.isnan(fast[3]), np.isnan(slow[3]))
+
+
+def test_sums_kept_in_reused_buffers_are_the_same():
+    """With a Scratch, the running sums live in reused buffers; nothing changes.
+
+    The extractor makes one BandSums per slab with the same buffer names; a
+    second slab (other shape) reuses the first's memory.
+    """
+    from ifsrepr.extraction.scratch import Scratch
+
+    rng = np.random.default_rng(8)
+    scratch = Scratch()
+    for n_channels, n_spaxels in ((400, 300), (250, 120), (400, 300)):
+        wave, edges = log_grid(n_channels)
+        flux, ivar, good, velocity = spectra(rng, wave, n_spaxels)
+        flux[:, :7] = np.nan  # spaxels with nothing usable: not kept at all
+        bands = bands_for(velocity)
+        fresh = BandSums(wave, edges, flux, ivar, good, first_moment=True)
+        reused = BandSums(
+            wave, edges, flux, ivar, good, first_moment=True, scratch=scratch, scratch_prefix="t"
+        )
+        for a, b in zip(
+            fresh.integrals(*bands, first_moment=True),
+            reused.integrals(*bands, first_moment=True),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(a, b)
+    held = scratch.nbytes
+    assert held > 0
+    BandSums(wave, edges, flux, ivar, good, scratch=scratch, scratch_prefix="t")
+    assert scratch.nbytes == held  # the same buffers again, none added

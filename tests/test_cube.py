@@ -137,6 +137,36 @@ def test_nans_become_masked():
     assert cube.mask.sum() == 4
 
 
+def test_channel_slab_agrees_with_the_mask_and_fills_given_buffers():
+    """A slab is the cube's values, zeroed where masked, in native float64 columns."""
+    from ifsrepr.cube import BitmaskView
+
+    rng = np.random.default_rng(2)
+    flux = rng.normal(size=(40, 3, 4)).astype(">f4")  # big-endian, as in FITS files
+    ivar = rng.uniform(0.5, 2.0, size=flux.shape).astype(">f4")
+    flux[7, 1, 1] = np.nan
+    ivar[8, 0, 3] = 0.0
+    bits = np.zeros(flux.shape, dtype=">i4")
+    bits[9, 2, 2] = 1024
+    cube = IFSCube(flux * u.Jy, np.linspace(6000.0, 6039.0, 40) * u.AA, ivar=ivar,
+                   mask=BitmaskView(bits, 1024))  # fmt: skip
+    buffers = (np.empty((30, 12)), np.empty((30, 12)), np.empty((30, 12), bool))
+    wave, slab_flux, slab_ivar, usable = cube.channel_slab(5, 35, out=buffers)
+    assert slab_flux is buffers[0] and usable is buffers[2]
+    expected_usable = ~cube.mask[5:35].reshape(30, 12)
+    np.testing.assert_array_equal(usable, expected_usable)
+    assert (~usable).sum() == 3
+    np.testing.assert_array_equal(
+        slab_flux, np.where(expected_usable, flux[5:35].reshape(30, 12), 0)
+    )
+    np.testing.assert_array_equal(
+        slab_ivar, np.where(expected_usable, ivar[5:35].reshape(30, 12), 0)
+    )
+    np.testing.assert_array_equal(wave, np.linspace(6000.0, 6039.0, 40)[5:35])
+    with pytest.raises(ValueError, match="shape"):
+        cube.channel_slab(5, 34, out=buffers)
+
+
 def test_non_positive_ivar_is_masked():
     ivar = np.ones((10, 2, 3))
     ivar[1, 0, 0] = 0.0

@@ -16,6 +16,7 @@ from ifsrepr.encoder import EncoderInputError, IFSEncoder
 # warning (shown once per process) that these tests do not need to see.
 pytestmark = pytest.mark.filterwarnings("ignore::ifsrepr.preprocess.MissingLinesWarning")
 
+
 @pytest.fixture(scope="module")
 def maps():
     return ifsrepr.read(ifsrepr.datasets.get_path("manga-7815-3702-maps"))

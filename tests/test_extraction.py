@@ -89,9 +89,7 @@ def test_masked_channel_in_passband_masks_only_that_line():
     channel = np.argmin(np.abs(MANGA_WAVELENGTH - halpha))
     mask = cube.mask.copy()
     mask[channel, 1, 2] = True
-    broken = ifsrepr.IFSCube(
-        cube.flux, cube.spectral_axis, cube.ivar, mask, redshift=cube.redshift
-    )
+    broken = ifsrepr.IFSCube(cube.flux, cube.spectral_axis, cube.ivar, mask, redshift=cube.redshift)
     stack = extract_lines(broken, lines=lines, velocity="systemic")
     assert stack.mask[1, 1, 2]
     assert stack.mask.sum() == 1

@@ -20,6 +20,8 @@ from scipy.optimize import nnls
 import ifsrepr
 from ifsrepr.extraction import extract_lines
 from ifsrepr.extraction.continuum import fit_stellar_continuum, nnls_normal
+from ifsrepr.extraction.window import WindowExtractor
+from ifsrepr.lines import resolve_lines
 from ifsrepr.mock import make_survey
 
 SEED = 0
@@ -64,7 +66,15 @@ def galaxies(tmp_path_factory):
             flux = hdus["EMLINE_GFLUX"].data[index].astype(float)
             ivar = hdus["EMLINE_GFLUX_IVAR"].data[index].astype(float)
             good = (hdus["EMLINE_GFLUX_MASK"].data[index] == 0) & (flux * np.sqrt(ivar) > 5)
-        out.append({"row": row, "cube": cube, "flux": flux, "good": good})
+        out.append(
+            {
+                "row": row,
+                "cube": cube,
+                "flux": flux,
+                "good": good,
+                "path": outdir / row["cube_file"],
+            }
+        )
     return out
 
 
@@ -202,3 +212,25 @@ def test_the_core_does_not_import_the_mock():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("continuum", ["templates", "linear"])
+def test_extracting_from_the_file_reads_only_the_channels_needed(galaxies, continuum):
+    """``extract_lines(path)`` keeps part of a gzipped cube and gives the same maps."""
+    galaxy = galaxies[0]
+    z = galaxy["cube"].redshift
+    whole = extract_lines(galaxy["cube"], "manga19", continuum=continuum)
+    from_file = extract_lines(galaxy["path"], "manga19", redshift=z, continuum=continuum)
+    for name in ("flux", "ivar", "mask"):
+        np.testing.assert_array_equal(getattr(from_file, name), getattr(whole, name))
+    assert from_file.meta["extraction"] == whole.meta["extraction"]
+
+    needed = WindowExtractor().wavelength_ranges(resolve_lines("manga19"), z, continuum=continuum)
+    partial = ifsrepr.read(galaxy["path"], wavelength_ranges=needed)
+    kept = np.zeros(partial.shape[0], dtype=bool)
+    for start, stop in partial.meta["channels_read"]:
+        kept[start:stop] = True
+    assert kept.sum() < (0.65 if continuum == "templates" else 0.3) * kept.size
+    # The channels not kept are masked, the ones kept are as in the whole cube.
+    assert partial.mask[~kept].all()
+    np.testing.assert_array_equal(partial.flux[kept], galaxy["cube"].flux[kept])

@@ -337,3 +337,63 @@ def test_data_model_errors_of_any_reader_name_the_file(use_plugins, tmp_path):
     path.write_text("not FITS")
     with pytest.raises(ifsrepr.FileFormatError, match=r"galaxy\.broken: flux must be shaped"):
         ifsrepr.read(path)
+
+
+class Records:
+    """A reader that records the options it was given (``takes_ranges``: names the hint)."""
+
+    def __init__(self, name, suffix, cube, takes_ranges):
+        self.name, self.suffix, self.cube, self.seen = name, suffix, cube, []
+        if takes_ranges:
+            self.read = self._read_with_ranges
+
+    def identify(self, path, header):
+        return path.name.endswith(self.suffix)
+
+    def read(self, path, **options):
+        self.seen.append(options)
+        return self.cube
+
+    def _read_with_ranges(self, path, *, wavelength_ranges=None):
+        self.seen.append({"wavelength_ranges": wavelength_ranges})
+        return self.cube
+
+
+def test_wavelength_hint_goes_only_to_readers_that_name_it(use_plugins, tmp_path):
+    cube = ifsrepr.IFSCube(np.ones((5, 2, 2)) * u.Jy, np.linspace(6000.0, 6100.0, 5) * u.AA)
+    hinted = Records("hinted", ".hint", cube, takes_ranges=True)
+    plain = Records("plain", ".plain", cube, takes_ranges=False)
+    use_plugins(recorders=Plugin(hinted, plain))
+    ranges = [(6010.0, 6050.0)]
+    for reader in (hinted, plain):
+        path = tmp_path / f"cube{reader.suffix}"
+        path.write_bytes(b"x")
+        assert ifsrepr.read(path, wavelength_ranges=ranges) is cube
+        ifsrepr.read(path)
+    assert hinted.seen == [{"wavelength_ranges": ranges}, {"wavelength_ranges": None}]
+    assert plain.seen == [{}, {}]  # a reader taking **options is not sent the hint
+
+
+def test_gzipped_manga_cube_keeps_the_channels_asked_for(tmp_path):
+    import cube_fixtures
+
+    path = tmp_path / "manga-8485-1901-LOGCUBE.fits.gz"
+    truth = cube_fixtures.write_manga_cube(path, n=5)
+    wave = cube_fixtures.log_wavelengths()
+    ranges = [(6500.0, 6600.0), (4800.0, 4900.0)]
+    cube = ifsrepr.read(path, wavelength_ranges=ranges)
+    kept = np.zeros(wave.size, dtype=bool)
+    for start, stop in cube.meta["channels_read"]:
+        kept[start:stop] = True
+    for low, high in ranges:  # every channel asked for, and two either side
+        inside = np.flatnonzero((wave >= low) & (wave <= high))
+        assert kept[inside[0] - 2 : inside[-1] + 3].all()
+    assert kept.sum() < 0.1 * wave.size
+    np.testing.assert_array_equal(cube.flux.value[kept], truth.flux[kept])
+    assert cube.mask[~kept].all() and not cube.ivar.value[~kept].any()
+    # Uncompressed files are memory-mapped: nothing unused is read anyway.
+    plain = tmp_path / "manga-8485-1901-LOGCUBE.fits"
+    cube_fixtures.write_manga_cube(plain, n=5)
+    assert "channels_read" not in ifsrepr.read(plain, wavelength_ranges=ranges).meta
+    # Ranges outside the cube: it is read whole.
+    assert "channels_read" not in ifsrepr.read(path, wavelength_ranges=[(100.0, 200.0)]).meta

@@ -136,8 +136,9 @@ def process_item(
         # Recorded in the missing_lines column instead; header fixes are noise.
         warnings.simplefilter("ignore", MissingLinesWarning)
         warnings.simplefilter("ignore", FITSFixedWarning)
+        hint = _wavelength_hint(item, preprocessor, settings, catalog)
         try:
-            data = read(item.path)
+            data = read(item.path, wavelength_ranges=hint[1] if hint else None)
         except FileFormatError:
             if item.discovered and Path(item.path).is_file():
                 # Skip only a sound FITS file that is simply not survey data (a
@@ -168,6 +169,11 @@ def process_item(
         )
         if isinstance(data, IFSCube):
             kind = "cube"
+            if hint and hint[0] != redshift and "channels_read" in data.meta:
+                # The redshift known before reading was not the one to use
+                # (the header names another galaxy): the channels kept may
+                # not be the ones needed.
+                data = read(item.path)
             stack = _extract(data, preprocessor, settings, redshift, catalog)
         elif isinstance(data, LineStack):
             kind = "linestack"
@@ -220,6 +226,42 @@ def process_item(
         mask=np.asarray(regridded.mask, dtype=bool),
         meta=row,
     )
+
+
+def _wavelength_hint(
+    item, preprocessor: Preprocessor, settings: dict[str, Any], catalog: Catalog | None
+) -> tuple[float, list[tuple[float, float]]] | None:
+    """The redshift and the wavelengths extraction will use, when known before reading.
+
+    With them a reader can keep only those channels (a gzipped MaNGA cube:
+    a quarter of it, read in less time). The redshift must come from the
+    input table or the catalogue, by the plate-IFU of the input table, the
+    file's primary header or its name, as after reading.
+    """
+    from ..io import read_primary_header
+
+    redshift = _number(item.overrides.get("redshift"))
+    if redshift is None and catalog is not None:
+        plateifu = item.overrides.get("plateifu")
+        if not plateifu:
+            try:
+                header = read_primary_header(item.path)
+            except IFSReprError:
+                return None  # read() says what is wrong with the file
+            plateifu = _text(header.get("PLATEIFU") if header is not None else None)
+        plateifu = plateifu or _plateifu_from_name(item.path)
+        redshift = _number(catalog.lookup(plateifu).get("redshift"))
+    if redshift is None:
+        return None
+    from ..plugins import get_line_extractors
+
+    extraction = settings["extraction"]
+    extractor = get_line_extractors().get(extraction["method"])
+    needs = getattr(extractor, "wavelength_ranges", None)
+    if needs is None:
+        return None
+    lines = preprocessor.emission_lines
+    return redshift, needs(lines, redshift, **extraction.get("options", {}))
 
 
 def _extract(

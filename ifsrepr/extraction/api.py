@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,7 +16,7 @@ __all__ = ["extract_lines"]
 
 
 def extract_lines(
-    cube: IFSCube,
+    cube: IFSCube | str | os.PathLike,
     lines: str | Iterable[str | EmissionLine] = "manga19",
     method: str = "window",
     redshift: float | None = None,
@@ -25,8 +26,12 @@ def extract_lines(
 
     Parameters
     ----------
-    cube : IFSCube
-        The galaxy's cube (e.g. from ``ifsrepr.read(logcube, redshift=z)``).
+    cube : IFSCube or path-like
+        The galaxy's cube (e.g. from ``ifsrepr.read(logcube, redshift=z)``),
+        or a cube file: it is then read with `ifsrepr.read`, telling the
+        reader which wavelengths the extractor needs, so a gzipped MaNGA
+        cube keeps only those channels (the same maps, in less time and a
+        quarter of the memory).
     lines : str or iterable
         A line-set name (``"manga19"``, ``"manga35"``) or line names /
         `EmissionLine` objects, in the order wanted in the stack.
@@ -70,11 +75,24 @@ def extract_lines(
     >>> stack.flux[:, 0, 0].round(1)
     array([59.8, 19.9], dtype=float32)
     """
+    extractor = get_line_extractors().get(method)
+    resolved = resolve_lines(lines)
+    if isinstance(cube, (str, os.PathLike)):
+        cube = _read_for_extraction(cube, extractor, resolved, redshift, options)
     if not isinstance(cube, IFSCube):
         raise DataModelError(
             f"extract_lines needs an IFSCube, got {type(cube).__name__}"
             + (" (this is already a LineStack)" if isinstance(cube, LineStack) else "")
         )
-    extractor = get_line_extractors().get(method)
-    resolved = resolve_lines(lines)
     return extractor.extract(cube, resolved, redshift, **options)
+
+
+def _read_for_extraction(path, extractor, lines, redshift, options):
+    """Read ``path``, telling the reader the wavelengths ``extractor`` will use, if it says."""
+    from ..io import read
+
+    ranges = None
+    needs = getattr(extractor, "wavelength_ranges", None)
+    if redshift is not None and needs is not None:
+        ranges = needs(lines, float(redshift), **options)
+    return read(path, wavelength_ranges=ranges)

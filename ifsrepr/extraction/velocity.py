@@ -9,11 +9,16 @@ from scipy import ndimage
 from ..exceptions import DataModelError
 from .bands import BandSums
 from .grid import SPEED_OF_LIGHT_KMS
+from .scratch import Scratch, thread_scratch
 
-__all__ = ["estimate_velocity", "halpha_channels", "velocity_field"]
+__all__ = ["estimate_velocity", "halpha_channels", "halpha_wavelengths", "velocity_field"]
 
 #: Hα rest wavelength in vacuum (Å), from the DAP line table.
 HALPHA = 6564.608
+#: `estimate_velocity` searches this far either side of Hα (km/s) ...
+HALPHA_SEARCH_KMS = 4000.0
+#: ... and keeps only velocities slower than this (km/s).
+MAX_GAS_SPEED_KMS = 800.0
 
 
 def _halpha_moment(sums, redshift, velocity, half_width, sidebands):
@@ -41,7 +46,8 @@ def estimate_velocity(
     *,
     min_snr: float = 5.0,
     half_width: float = 400.0,
-    max_speed: float = 800.0,
+    max_speed: float = MAX_GAS_SPEED_KMS,
+    scratch: Scratch | None = None,
 ) -> np.ndarray:
     """Line-of-sight gas velocity per spaxel (km/s, relative to ``redshift``) from Hα.
 
@@ -61,6 +67,8 @@ def estimate_velocity(
         Systemic redshift.
     spatial_shape : (ny, nx)
         To fill low-S/N spaxels from their neighbours.
+    scratch : `~ifsrepr.extraction.scratch.Scratch`, optional
+        Buffers to reuse for the running sums (see `BandSums`).
 
     Returns
     -------
@@ -69,7 +77,9 @@ def estimate_velocity(
     sidebands = ((6483.0, 6513.0), (6623.0, 6653.0))  # the DAP's Hα side-bands
     velocity = np.zeros(flux.shape[1])
     snr = np.zeros(flux.shape[1])
-    sums = BandSums(wave, edges, flux, ivar, good, first_moment=True)
+    sums = BandSums(
+        wave, edges, flux, ivar, good, first_moment=True, scratch=scratch, scratch_prefix="velocity"
+    )
     for _ in range(2):
         measured, snr, masked = _halpha_moment(sums, redshift, velocity, half_width, sidebands)
         reliable = ~masked & (snr >= min_snr) & np.isfinite(measured)
@@ -91,11 +101,18 @@ def estimate_velocity(
     return field
 
 
+def halpha_wavelengths(redshift: float) -> tuple[float, float]:
+    """Observed wavelengths (Å) within ±4000 km/s of Hα, where `estimate_velocity` looks."""
+    observed = HALPHA * (1 + redshift)
+    factor = HALPHA_SEARCH_KMS / SPEED_OF_LIGHT_KMS
+    return observed * (1 - factor), observed * (1 + factor)
+
+
 def halpha_channels(edges: np.ndarray, redshift: float, n_wave: int) -> tuple[int, int]:
     """Channels ``start:stop`` within ±4000 km/s of Hα, where `estimate_velocity` looks."""
-    observed = HALPHA * (1 + redshift)
-    lo = max(np.searchsorted(edges, observed * (1 - 4000 / SPEED_OF_LIGHT_KMS)) - 1, 0)
-    hi = min(np.searchsorted(edges, observed * (1 + 4000 / SPEED_OF_LIGHT_KMS)), n_wave)
+    low, high = halpha_wavelengths(redshift)
+    lo = max(np.searchsorted(edges, low) - 1, 0)
+    hi = min(np.searchsorted(edges, high), n_wave)
     return int(lo), int(hi)
 
 
@@ -118,10 +135,18 @@ def velocity_field(cube, velocity, redshift: float, edges: np.ndarray, continuum
         lo, hi = halpha_channels(edges, redshift, cube.shape[0])
         if hi - lo < 10:
             return np.zeros((ny, nx)), "systemic (Hα outside the cube)"
-        wave, flux, ivar, usable = cube.channel_slab(lo, hi)
+        scratch = thread_scratch()
+        shape = (hi - lo, ny * nx)
+        buffers = tuple(
+            scratch.array(f"velocity.{name}", shape, dtype)
+            for name, dtype in (("flux", float), ("ivar", float), ("usable", bool))
+        )
+        wave, flux, ivar, usable = cube.channel_slab(lo, hi, out=buffers)
         if continuum is not None:
             flux = continuum.subtract(lo, hi, flux, usable)
-        field = estimate_velocity(wave, edges[lo : hi + 1], flux, ivar, usable, redshift, (ny, nx))
+        field = estimate_velocity(
+            wave, edges[lo : hi + 1], flux, ivar, usable, redshift, (ny, nx), scratch=scratch
+        )
         return field, "halpha"
     field = velocity.to_value(u.km / u.s) if isinstance(velocity, u.Quantity) else velocity
     field = np.broadcast_to(np.asarray(field, dtype=float), (ny, nx))

@@ -41,9 +41,10 @@ from ..linestack import LineStack
 from ..plugins import hookimpl
 from .bands import BandSums
 from .common import build_stack, covered_lines, galactic_ebv, resolve_redshift
-from .continuum import check_continuum, fit_stellar_continuum
+from .continuum import DEFAULT_PAD_ANGSTROM, check_continuum, fit_stellar_continuum
 from .grid import SPEED_OF_LIGHT_KMS, channel_edges
-from .velocity import halpha_channels, velocity_field
+from .scratch import thread_scratch
+from .velocity import MAX_GAS_SPEED_KMS, halpha_channels, halpha_wavelengths, velocity_field
 
 __all__ = ["WindowExtractor", "DEFAULT_SIDEBANDS_KMS"]
 
@@ -126,7 +127,7 @@ class WindowExtractor:
             # (`estimate_velocity` keeps |v| < 800 km/s).
             span = (field.min(), field.max())
             if re_estimate:
-                span = (min(span[0], -800.0), max(span[1], 800.0))
+                span = (min(span[0], -MAX_GAS_SPEED_KMS), max(span[1], MAX_GAS_SPEED_KMS))
             ranges = [
                 w
                 for w, ok in zip(
@@ -160,13 +161,30 @@ class WindowExtractor:
         out_ivar = np.zeros((len(lines), ny * nx))
         out_mask = np.ones((len(lines), ny * nx), dtype=bool)
         needed = [window if ok else None for window, ok in zip(windows, inside, strict=True)]
+        # Every slab reuses the same buffers (see ifsrepr.extraction.scratch).
+        scratch = thread_scratch()
         for start, stop in _merged_windows(needed):
-            slab_wave, slab_flux, slab_ivar, slab_usable = cube.channel_slab(start, stop)
+            shape = (stop - start, ny * nx)
+            buffers = tuple(
+                scratch.array(f"window.{name}", shape, dtype)
+                for name, dtype in (("flux", float), ("ivar", float), ("usable", bool))
+            )
+            slab_wave, slab_flux, slab_ivar, slab_usable = cube.channel_slab(
+                start, stop, out=buffers
+            )
             if stellar is not None:
                 slab_flux = stellar.subtract(start, stop, slab_flux, slab_usable)
             # One set of running sums serves every line whose bands lie in this slab.
             slab_edges = edges[start : stop + 1]
-            sums = BandSums(slab_wave, slab_edges, slab_flux, slab_ivar, slab_usable)
+            sums = BandSums(
+                slab_wave,
+                slab_edges,
+                slab_flux,
+                slab_ivar,
+                slab_usable,
+                scratch=scratch,
+                scratch_prefix="window",
+            )
             for i, (rest, blue, red) in enumerate(bands):
                 if not inside[i] or windows[i] is None or not start <= windows[i][0] < stop:
                     continue
@@ -192,6 +210,68 @@ class WindowExtractor:
             ebv_galactic=ebv_galactic,
             stellar=stellar,
         )
+
+    def wavelength_ranges(
+        self,
+        lines: Sequence[EmissionLine],
+        redshift: float,
+        *,
+        half_width: float | u.Quantity = 350.0,
+        velocity: str | np.ndarray | u.Quantity | None = "halpha",
+        continuum: str = "templates",
+        continuum_options: dict[str, Any] | None = None,
+        **_other: Any,
+    ) -> list[tuple[float, float]]:
+        """The observed wavelengths (Å) `extract` may read with these options.
+
+        Reading only these channels (``ifsrepr.read(path,
+        wavelength_ranges=...)``) gives the same line maps as reading the
+        whole cube; `ifsrepr.extract_lines` does that when given a path.
+
+        Examples
+        --------
+        Hβ and [OIII]5008 at z = 0.03 with their side-bands, for gas moving at
+        up to ±800 km/s; and Hα ±4000 km/s, where the velocity field is measured:
+
+        >>> from ifsrepr.extraction.window import WindowExtractor
+        >>> from ifsrepr.lines import resolve_lines
+        >>> ranges = WindowExtractor().wavelength_ranges(
+        ...     resolve_lines(["Hb-4862", "OIII-5008"]), 0.03, continuum="linear")
+        >>> [(round(lo), round(hi)) for lo, hi in ranges]
+        [(4930, 5087), (5114, 5214), (6671, 6852)]
+        """
+        check_continuum(continuum)
+        if isinstance(half_width, u.Quantity):
+            half_width = half_width.to_value(u.km / u.s)
+        halpha = isinstance(velocity, str) and velocity == "halpha"
+        if halpha:
+            # estimate_velocity keeps |v| below this
+            span = (-MAX_GAS_SPEED_KMS, MAX_GAS_SPEED_KMS)
+        elif velocity is None or isinstance(velocity, str):
+            span = (0.0, 0.0)
+        else:
+            field = velocity.to_value(u.km / u.s) if isinstance(velocity, u.Quantity) else velocity
+            field = np.asarray(field, dtype=float)
+            span = (float(np.nanmin(field)), float(np.nanmax(field)))
+        low = (1.0 + redshift) * (1.0 + span[0] / SPEED_OF_LIGHT_KMS)
+        high = (1.0 + redshift) * (1.0 + span[1] / SPEED_OF_LIGHT_KMS)
+        ranges = []
+        for line in lines:
+            _, blue, red = self._rest_bands(line, float(half_width))
+            ranges.append((blue[0] * low, red[1] * high))
+        if halpha:
+            ranges.append(halpha_wavelengths(redshift))
+        if continuum == "templates":
+            pad = (continuum_options or {}).get("pad_angstrom", DEFAULT_PAD_ANGSTROM)
+            pad *= 1.0 + redshift
+            ranges = [(lo - pad, hi + pad) for lo, hi in ranges]
+        merged: list[list[float]] = []
+        for lo, hi in sorted(ranges):
+            if merged and lo <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        return [(float(lo), float(hi)) for lo, hi in merged]
 
     @staticmethod
     def _windows(bands, edges, n_wave, redshift, velocity_span):

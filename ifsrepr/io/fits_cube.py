@@ -50,7 +50,7 @@ from __future__ import annotations
 import os
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -209,11 +209,15 @@ class FitsStream:
         self._compressed = self._raw.read(2) == _GZIP_MAGIC
         self._raw.seek(0)
         if self._compressed:
-            from isal import igzip
+            from isal import igzip_threaded
 
-            # isal inflates several times faster than zlib. (Its threaded reader
-            # measured no faster here: decompression is the whole cost.)
-            self._stream = igzip.open(self._raw, "rb")
+            # isal inflates several times faster than zlib, and its threaded
+            # reader inflates in a thread of its own (isal releases the GIL),
+            # so what is done here with the data (copying the channels kept,
+            # byte-swapping) overlaps with it. (A reader of our own with a
+            # deeper ring of reused buffers measured slower: isal's public API
+            # hands out a new bytes object per block either way.)
+            self._stream = igzip_threaded.open(self._raw, "rb", threads=1)
         else:
             self._stream = self._raw
             self._size = os.fstat(self._raw.fileno()).st_size
@@ -254,8 +258,21 @@ class FitsStream:
             self._finish(entry)
             index += 1
 
-    def read_data(self, entry: HDUEntry) -> np.ndarray:
+    def read_data(
+        self, entry: HDUEntry, planes: Sequence[tuple[int, int]] | None = None
+    ) -> np.ndarray:
         """The data of the HDU just yielded, scaled by ``BSCALE``/``BZERO`` if set.
+
+        Parameters
+        ----------
+        entry : HDUEntry
+            The HDU just yielded.
+        planes : sequence of (start, stop), optional
+            Read only these ranges along the first numpy axis (the slowest:
+            the wavelength channels of a cube); the rest of the array is left
+            zero. Other planes of a gzipped file are decompressed and dropped,
+            never stored. Ignored for memory-mapped files, which read nothing
+            until used anyway.
 
         Raises
         ------
@@ -267,6 +284,8 @@ class FitsStream:
         if not entry.is_image or entry.dtype is None:
             raise FileFormatError(f"{self.path}: HDU {entry.name} is not an image")
         self._data_consumed = True
+        if planes is not None and (self._compressed or not self._memmap) and entry.shape:
+            return _scale(self._read_planes(entry, planes), entry.header)
         if self._compressed or not self._memmap:
             data = self._read_array(entry)
         else:
@@ -286,8 +305,13 @@ class FitsStream:
         return _scale(data, entry.header)
 
     # internals ----------------------------------------------------------------
-    def _read_exactly(self, buffer: memoryview) -> int:
-        """Fill ``buffer``; return how many bytes came (fewer only at end of file)."""
+    def _read_exactly(self, buffer: memoryview, on_chunk=None) -> int:
+        """Fill ``buffer``; return how many bytes came (fewer only at end of file).
+
+        ``on_chunk(filled)``, if given, is called after each chunk with the
+        number of bytes filled so far, to work on them while the next chunk
+        is being inflated.
+        """
         total = 0
         size = len(buffer)
         try:
@@ -299,6 +323,8 @@ class FitsStream:
                 if not got:
                     break
                 total += got
+                if on_chunk is not None:
+                    on_chunk(total)
         except (EOFError, OSError, zlib.error) as exc:
             raise TruncatedFileError(
                 f"{self.path}: the file is truncated or corrupt after {self._position + total} "
@@ -379,7 +405,10 @@ class FitsStream:
 
     def _finish(self, entry: HDUEntry) -> None:
         """Move to the next header, skipping whatever of this HDU was not read."""
-        end = entry.offset + entry.padded_nbytes
+        self._skip_to(entry.offset + entry.padded_nbytes, entry)
+
+    def _skip_to(self, end: int, entry: HDUEntry) -> None:
+        """Move forward to byte ``end`` inside (or at the end of) ``entry``'s data."""
         if not self._compressed:
             self._stream.seek(end)
             self._position = end
@@ -400,22 +429,57 @@ class FitsStream:
             remaining -= got
 
     def _read_array(self, entry: HDUEntry) -> np.ndarray:
-        native = entry.dtype.newbyteorder("=")
-        array = np.empty(entry.shape, dtype=native)
+        array = np.empty(entry.shape, dtype=entry.dtype.newbyteorder("="))
         if entry.nbytes:
             if not self._compressed:
                 self._stream.seek(entry.offset)
                 self._position = entry.offset
-            got = self._read_exactly(memoryview(array).cast("B"))
-            if got < entry.nbytes:
-                raise TruncatedFileError(
-                    f"{self.path}: the file is truncated: the {entry.name} extension has "
-                    f"{got} of its {entry.nbytes} bytes"
-                )
-            if not entry.dtype.isnative:
-                # FITS stores big-endian: swap in place (no second copy).
-                array.byteswap(inplace=True)
+            self._read_into(array, entry)
         return array
+
+    def _read_planes(self, entry: HDUEntry, planes: Sequence[tuple[int, int]]) -> np.ndarray:
+        # Zeros from the allocator are pages not yet touched: planes that are
+        # not read cost no memory traffic.
+        array = np.zeros(entry.shape, dtype=entry.dtype.newbyteorder("="))
+        plane_bytes = array[0].nbytes
+        for start, stop in _merge_ranges(planes, entry.shape[0]):
+            self._skip_to(entry.offset + start * plane_bytes, entry)
+            self._read_into(array[start:stop], entry)
+        return array
+
+    def _read_into(self, array: np.ndarray, entry: HDUEntry) -> None:
+        """Fill the C-contiguous native-order ``array`` with the next bytes of ``entry``."""
+        flat = array.reshape(-1)
+        swapped = 0
+
+        def swap_filled(filled: int) -> None:
+            # FITS stores big-endian: swap in place what has arrived (no
+            # second copy), while the reader's thread inflates the rest.
+            nonlocal swapped
+            ready = filled // array.itemsize
+            flat[swapped:ready].byteswap(inplace=True)
+            swapped = ready
+
+        swap = None if entry.dtype.isnative or array.itemsize == 1 else swap_filled
+        got = self._read_exactly(memoryview(flat).cast("B"), swap)
+        if got < array.nbytes:
+            raise TruncatedFileError(
+                f"{self.path}: the file is truncated: the {entry.name} extension ends "
+                f"{array.nbytes - got} bytes short of its {entry.nbytes}"
+            )
+
+
+def _merge_ranges(ranges: Sequence[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+    """Sorted, non-overlapping ``(start, stop)`` ranges clipped to ``0:size``."""
+    merged: list[list[int]] = []
+    for start, stop in sorted((max(0, int(a)), min(size, int(b))) for a, b in ranges):
+        if stop <= start:
+            continue
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], stop)
+        else:
+            merged.append([start, stop])
+    return [(a, b) for a, b in merged]
 
 
 def _scale(data: np.ndarray, header: fits.Header) -> np.ndarray:
@@ -508,7 +572,6 @@ _STD_NAMES = ("ERR", "ERROR", "ERRORS", "SIGMA", "NOISE", "STDDEV", "UNCERT", "U
 _MASK_NAMES = ("MASK", "DQ", "QUALITY", "BADPIX", "FLAGS", "BPM")
 _ERROR_KINDS = {"INVMSE": "ivar", "MSE": "variance", "RMSE": "stddev"}
 _META_KEYS = ("OBJECT", "TELESCOP", "INSTRUME", "DATE-OBS", "EXPTIME", "RA", "DEC", "Z", "REDSHIFT")
-
 
 
 def _is_manga_or_dap(header: fits.Header) -> bool:

@@ -72,7 +72,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +153,13 @@ class MangaCubeReader:
         Flux unit overriding ``BUNIT``.
     memmap : bool
         Memory-map uncompressed files (default True).
+    wavelength_ranges : sequence of (low, high), optional
+        Observed wavelengths (Å) that will be used, e.g. from
+        ``WindowExtractor.wavelength_ranges``. A gzipped cube then keeps
+        only the channels holding them (and two either side): the others
+        are decompressed and dropped, and come back with zero flux and ivar
+        (masked); ``meta["channels_read"]`` lists what was kept. Memory-mapped
+        files read nothing unused anyway and are not affected.
     """
 
     name = "manga-cube"
@@ -179,6 +186,7 @@ class MangaCubeReader:
         mask_flags: Iterable[str] = _DEFAULT_MASK_FLAGS,
         unit: str | u.UnitBase | None = None,
         memmap: bool = True,
+        wavelength_ranges: Sequence[tuple[float, float]] | None = None,
     ) -> IFSCube:
         """Read flux, inverse variance, mask, wavelengths and WCS of a DRP cube."""
         path = Path(path)
@@ -191,6 +199,7 @@ class MangaCubeReader:
         arrays: dict[str, np.ndarray] = {}
         headers: dict[str, fits.Header] = {}
         primary = fits.Header()
+        planes: list[tuple[int, int]] | None = None
         with FitsStream(path, memmap=memmap) as stream:
             for entry in stream:
                 if entry.index == 0:
@@ -204,10 +213,13 @@ class MangaCubeReader:
                     if stream.compressed and _has_spectral_wcs(entry.header):
                         source = "WCS"
                         wanted.discard("WAVE")
+                if entry.name == "FLUX" and wavelength_ranges is not None:
+                    planes = _channels_of(entry, wavelength_ranges, source, stream, memmap)
                 if entry.name in wanted and entry.name not in arrays:
                     if not entry.is_image:
                         raise FileFormatError(f"{path}: the {entry.name} HDU is not an image")
-                    arrays[entry.name] = stream.read_data(entry)
+                    cube_data = entry.name in ("FLUX", "IVAR", "MASK")
+                    arrays[entry.name] = stream.read_data(entry, planes if cube_data else None)
                     headers[entry.name] = entry.header
                     if wanted <= arrays.keys():
                         break  # do not decompress what comes after
@@ -242,8 +254,11 @@ class MangaCubeReader:
             path, flux_header, wcs, n_wave, arrays.get("WAVE"), source, check_wavelength
         )
 
-        mask = self._mask(path, flux, ivar, bits, flag_value, tuple(mask_flags))
+        mask = self._mask(path, flux, ivar, bits, flag_value, tuple(mask_flags), planes)
         meta = self._meta(primary, flux_header)
+        if planes is not None:
+            # Channels outside these were not read: zero flux and ivar (masked).
+            meta["channels_read"] = [list(plane) for plane in planes]
         log_grid = "LOG" in str(flux_header.get("CTYPE3", "")).upper()
         meta.update(
             wave_source=wave_source,
@@ -316,6 +331,7 @@ class MangaCubeReader:
         bits: np.ndarray | None,
         flag_value: int,
         flags: tuple[str, ...],
+        planes: list[tuple[int, int]] | None = None,
     ) -> BitmaskView | None:
         """Check the values and return the DRP mask as a lazy boolean view.
 
@@ -328,8 +344,11 @@ class MangaCubeReader:
         """
         # Sampling only pays for large cubes (a 74x74 MaNGA cube is 100 MB).
         memory_mapped = _is_memory_mapped(flux) and flux.nbytes > _FULL_CHECK_BYTES
-        channels = range(0, flux.shape[0], 16 if memory_mapped else 1)
-        sample = sorted({*channels, flux.shape[0] - 1})
+        if planes is not None:
+            sample = [k for start, stop in planes for k in range(start, stop)]
+        else:
+            channels = range(0, flux.shape[0], 16 if memory_mapped else 1)
+            sample = sorted({*channels, flux.shape[0] - 1})
         counts = _value_counts(flux, ivar, sample)
         if counts["positive"] == 0 and memory_mapped:
             counts["positive"] = _value_counts(flux, ivar, range(flux.shape[0]))["positive"]
@@ -384,6 +403,39 @@ class MangaCubeReader:
                     stacklevel=4,
                 )
         return meta
+
+
+def _channels_of(
+    entry, wavelength_ranges, source: str, stream: FitsStream, memmap: bool
+) -> list[tuple[int, int]] | None:
+    """The channel ranges of FLUX holding ``wavelength_ranges`` (Å), or None to read all.
+
+    Only when the wavelengths are known before the data (from the header
+    WCS) and reading is not lazy anyway (a memory map reads nothing unused).
+    """
+    if not (stream.compressed or not memmap) or source != "WCS" or len(entry.shape) != 3:
+        return None
+    wave = spectral_axis_from_wcs(entry.header, entry.shape[0], filename=str(stream.path))
+    if wave is None:
+        return None
+    wave = wave.to_value(u.AA)
+    if not np.all(np.diff(wave) > 0):
+        return None
+    planes: list[list[int]] = []
+    # Two channels of margin: a range's ends may fall inside edge channels.
+    for low, high in sorted((float(a), float(b)) for a, b in wavelength_ranges):
+        if high < wave[0] or low > wave[-1]:
+            continue
+        start = max(int(np.searchsorted(wave, low)) - 2, 0)
+        stop = min(int(np.searchsorted(wave, high)) + 2, wave.size)
+        if stop <= start:
+            continue
+        if planes and start <= planes[-1][1]:
+            planes[-1][1] = max(planes[-1][1], stop)
+        else:
+            planes.append([start, stop])
+    # Nothing of the cube asked for: read it all, so the caller sees what it holds.
+    return [(a, b) for a, b in planes] or None
 
 
 def _has_spectral_wcs(header: fits.Header) -> bool:

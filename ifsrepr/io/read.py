@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import inspect
 import os
 import warnings
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +124,11 @@ def identify_readers(path: str | os.PathLike, header: fits.Header | None = None)
 
 
 def read(
-    path: str | os.PathLike, *, reader: str | None = None, **options: Any
+    path: str | os.PathLike,
+    *,
+    reader: str | None = None,
+    wavelength_ranges: Sequence[tuple[float, float]] | None = None,
+    **options: Any,
 ) -> IFSCube | LineStack:
     """Read a survey file into an `IFSCube` or a `LineStack`.
 
@@ -137,6 +143,12 @@ def read(
     reader : str, optional
         Name of the reader to use, skipping identification (see
         ``ifsrepr plugins`` for the names).
+    wavelength_ranges : sequence of (low, high), optional
+        A hint: only these observed wavelengths (Å) will be used. Readers
+        whose ``read`` takes a ``wavelength_ranges`` option may then skip the
+        other channels (the MaNGA cube reader keeps only these channels of a
+        gzipped cube; the others come back masked); other readers read
+        everything. ``extract_lines`` on a path passes what its extractor needs.
     **options
         Passed to the reader's ``read``.
 
@@ -184,6 +196,8 @@ def read(
             )
         chosen = claims[0]
     registration = readers.registration(chosen)
+    if wavelength_ranges is not None and _accepts(registration.item.read, "wavelength_ranges"):
+        options["wavelength_ranges"] = wavelength_ranges
     try:
         result = registration.item.read(path, **options)
     except DataModelError as exc:
@@ -213,3 +227,11 @@ def read(
     result.meta.setdefault("filename", path.name)
     result.meta.setdefault("reader", chosen)
     return result
+
+
+def _accepts(function, name: str) -> bool:
+    """Whether ``function`` names a keyword argument ``name`` (``**kwargs`` does not count)."""
+    try:
+        return name in inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
