@@ -179,26 +179,34 @@ def moment0_error(plain: Path, redshift: float) -> list[tuple[str, float]]:
 
 
 _PEAK_SCRIPT = """
-import gc, resource, sys, tracemalloc, warnings
+import gc, sys, tracemalloc, warnings
 import ifsrepr
 warnings.simplefilter("ignore")
-path, redshift, calls = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+path, redshift, calls, whole = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 tracemalloc.start()
 for _ in range(calls):
-    ifsrepr.extract_lines(path, "manga19", redshift=redshift, continuum="linear")
+    source = ifsrepr.read(path) if whole == "whole" else path
+    ifsrepr.extract_lines(source, "manga19", redshift=redshift, continuum="linear")
+    del source
     gc.collect()
-resident = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+# VmHWM, not ru_maxrss: the latter keeps the parent's peak across fork + exec.
+status = open("/proc/self/status").read().split("VmHWM:")[1]
+resident = float(status.split()[0]) / 1e3
 print(tracemalloc.get_traced_memory()[1] / 1e6, resident)
 """
 
 
-def peak_memory(path: Path, redshift: float, calls: int) -> tuple[float, float]:
-    """Peak traced memory and peak RSS (MB) of extracting ``calls`` times in a fresh process."""
+def peak_memory(path: Path, redshift: float, calls: int, whole: bool = False):
+    """Peak traced memory and peak RSS (MB) of extracting ``calls`` times in a fresh process.
+
+    ``whole``: read the whole cube first (rather than give the path).
+    """
     import subprocess
     import sys
 
+    mode = "whole" if whole else "path"
     done = subprocess.run(
-        [sys.executable, "-c", _PEAK_SCRIPT, str(path), str(redshift), str(calls)],
+        [sys.executable, "-c", _PEAK_SCRIPT, str(path), str(redshift), str(calls), mode],
         check=True,
         capture_output=True,
         text=True,
@@ -269,13 +277,14 @@ def main() -> None:
         print("\nspectral-cube moment0 / true integral over the same channels (flat spectrum):")
         for name, ratio in moment0_error(plain, redshift):
             print(f"  {name:<10} {ratio:.3f}")
-        one = peak_memory(gz, redshift, 1)
-        many = peak_memory(gz, redshift, args.n_cubes)
-        print(
-            f"\npeak memory, .fits.gz, linear (fresh process each): 1 cube {one[0]:.0f} MB traced, "
-            f"{one[1]:.0f} MB resident; {args.n_cubes} cubes in a row {many[0]:.0f} MB traced, "
-            f"{many[1]:.0f} MB resident"
-        )
+        print("\npeak memory, .fits.gz, linear continuum (a fresh process each):")
+        for label, calls, whole in (
+            ("1 cube, whole cube read", 1, True),
+            ("1 cube", 1, False),
+            (f"{args.n_cubes} cubes in a row", args.n_cubes, False),
+        ):
+            traced, resident = peak_memory(gz, redshift, calls, whole)
+            print(f"  {label:<28} {traced:6.0f} MB traced, {resident:6.0f} MB resident")
 
 
 if __name__ == "__main__":

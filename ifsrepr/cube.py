@@ -286,6 +286,79 @@ class IFSCube:
         wave = self._spectral_axis.value[start:stop]
         return wave, flux, ivar, usable
 
+    def live_slab(self, start: int, stop: int, dtype=np.float64, *, allocate=None):
+        """Like `channel_slab`, for only the spaxels with a usable channel in ``start:stop``.
+
+        Outside an IFU's footprint (half of a MaNGA cube) no channel is
+        usable; leaving those spaxels out from the start halves the work of
+        an extractor.
+
+        Parameters
+        ----------
+        start, stop : int
+            The channels.
+        dtype : numpy dtype
+            Type of the flux and ivar returned (default float64).
+        allocate : callable, optional
+            ``allocate(name, shape, dtype)`` returns the array to fill for each
+            of ``"usable_all"``, ``"flux"``, ``"ivar"`` and ``"usable"`` (for
+            example `ifsrepr.extraction.scratch.Scratch.array`, to reuse
+            buffers); new arrays by default.
+
+        Returns
+        -------
+        wave : array, shape (K,)
+            Wavelengths in Angstrom.
+        flux, ivar : array, shape (K, L)
+            Values of the ``L`` live spaxels; zero where not usable.
+        usable : bool array, shape (K, L)
+        spaxels : int array, shape (L,)
+            Flat (``y * nx + x``) indices of those spaxels.
+
+        Examples
+        --------
+        >>> import numpy as np, astropy.units as u
+        >>> from ifsrepr import IFSCube
+        >>> ivar = np.ones((5, 2, 3))
+        >>> ivar[:, 0, 1] = 0.0  # a spaxel with no data
+        >>> cube = IFSCube(np.ones((5, 2, 3)) * u.Jy, np.linspace(6500.0, 6504.0, 5) * u.AA,
+        ...                ivar=ivar)
+        >>> wave, flux, ivar, usable, spaxels = cube.live_slab(1, 3)
+        >>> flux.shape, spaxels
+        ((2, 5), array([0, 2, 3, 4, 5]))
+        """
+        if allocate is None:
+            allocate = lambda name, shape, kind: np.empty(shape, kind)  # noqa: E731
+        n = stop - start
+        n_spaxels = self._flux.shape[1] * self._flux.shape[2]
+        usable_all = allocate("usable_all", (n, n_spaxels), bool)
+        step = max(1, (1 << 16) // max(1, n_spaxels))
+        for first in range(0, n, step):
+            rows = slice(first, min(first + step, n))
+            channels = slice(start + rows.start, start + rows.stop)
+            block = usable_all[rows]
+            with np.errstate(invalid="ignore"):
+                np.greater(self._ivar[channels].reshape(block.shape), 0, out=block)
+            block &= np.isfinite(self._flux[channels].reshape(block.shape))
+            if self._given_mask is not None:
+                block &= ~np.asarray(self._given_mask[channels], dtype=bool).reshape(block.shape)
+        spaxels = np.flatnonzero(usable_all.any(axis=0))
+        shape = (n, spaxels.size)
+        flux, ivar = allocate("flux", shape, dtype), allocate("ivar", shape, dtype)
+        usable = allocate("usable", shape, bool)
+        np.take(usable_all, spaxels, axis=1, out=usable, mode="clip")
+        for first in range(0, n, step):
+            rows = slice(first, min(first + step, n))
+            channels = slice(start + rows.start, start + rows.stop)
+            width = rows.stop - rows.start
+            flux[rows] = self._flux[channels].reshape(width, n_spaxels).take(spaxels, axis=1)
+            ivar[rows] = self._ivar[channels].reshape(width, n_spaxels).take(spaxels, axis=1)
+        if not usable.all():
+            bad = ~usable
+            np.copyto(flux, 0.0, where=bad)
+            np.copyto(ivar, 0.0, where=bad)
+        return self._spectral_axis.value[start:stop], flux, ivar, usable, spaxels
+
     @property
     def spectral_axis(self) -> u.Quantity:
         """Wavelength of each channel, in Angstrom."""

@@ -31,6 +31,7 @@ API_MODULES = [
     "ifsrepr.extraction",
     "ifsrepr.extraction.continuum",
     "ifsrepr.extraction.bands",
+    "ifsrepr.extraction.scratch",
     "ifsrepr.templates",
     "ifsrepr.extinction",
     "ifsrepr.extraction.forward",

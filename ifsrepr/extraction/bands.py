@@ -196,16 +196,13 @@ class BandSums:
         flux_width, variance = buffer("wu_flux"), buffer("wu_var")
         if self._live is not None:
             usable = usable[:, live]
-            np.take(flux, live, axis=1, out=flux_width, mode="clip")
-            np.take(ivar, live, axis=1, out=variance, mode="clip")
-        else:
-            np.copyto(flux_width, flux)
-            np.copyto(variance, ivar)
+            flux = np.take(flux, live, axis=1, out=flux_width, mode="clip")
+            ivar = np.take(ivar, live, axis=1, out=variance, mode="clip")
         self._columns = np.arange(shape[1])
         unusable = None if usable.all() else ~usable
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            np.multiply(flux_width, width[:, None], out=flux_width)
-            np.divide((width**2)[:, None], variance, out=variance)
+            np.multiply(flux, width[:, None], out=flux_width)
+            np.divide((width**2)[:, None], ivar, out=variance)
         if unusable is not None:
             np.copyto(flux_width, 0.0, where=unusable)
             np.copyto(variance, 0.0, where=unusable)

@@ -153,9 +153,22 @@ class StellarContinuum:
                 return out
         raise ValueError(f"channels {start}:{stop} were not covered by the continuum fit")
 
-    def subtract(self, start: int, stop: int, flux: np.ndarray, usable: np.ndarray) -> np.ndarray:
-        """``flux`` (channels ``start:stop``) minus the continuum; unusable values stay 0."""
-        return np.where(usable, flux - self.model(start, stop), 0.0)
+    def subtract(
+        self,
+        start: int,
+        stop: int,
+        flux: np.ndarray,
+        usable: np.ndarray,
+        spaxels: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """``flux`` (channels ``start:stop``) minus the continuum; unusable values stay 0.
+
+        ``spaxels``: the flat indices of ``flux``'s columns, if not all spaxels.
+        """
+        model = self.model(start, stop)
+        if spaxels is not None:
+            model = model[:, spaxels]
+        return np.where(usable, flux - model, 0.0)
 
 
 # ----------------------------------------------------------------------------

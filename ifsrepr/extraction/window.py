@@ -163,35 +163,37 @@ class WindowExtractor:
         needed = [window if ok else None for window, ok in zip(windows, inside, strict=True)]
         # Every slab reuses the same buffers (see ifsrepr.extraction.scratch).
         scratch = thread_scratch()
+
+        def allocate(name, shape, dtype):
+            return scratch.array(f"window.{name}", shape, dtype)
+
         for start, stop in _merged_windows(needed):
-            shape = (stop - start, ny * nx)
-            buffers = tuple(
-                scratch.array(f"window.{name}", shape, dtype)
-                for name, dtype in (("flux", float), ("ivar", float), ("usable", bool))
+            # Only the spaxels with data here; the others stay masked.
+            slab_wave, slab_flux, slab_ivar, slab_usable, spaxels = cube.live_slab(
+                start, stop, allocate=allocate
             )
-            slab_wave, slab_flux, slab_ivar, slab_usable = cube.channel_slab(
-                start, stop, out=buffers
-            )
+            if not spaxels.size:
+                continue
             if stellar is not None:
-                slab_flux = stellar.subtract(start, stop, slab_flux, slab_usable)
+                slab_flux = stellar.subtract(start, stop, slab_flux, slab_usable, spaxels)
             # One set of running sums serves every line whose bands lie in this slab.
-            slab_edges = edges[start : stop + 1]
             sums = BandSums(
                 slab_wave,
-                slab_edges,
+                edges[start : stop + 1],
                 slab_flux,
                 slab_ivar,
                 slab_usable,
                 scratch=scratch,
                 scratch_prefix="window",
             )
+            slab_shift = shift[spaxels]
             for i, (rest, blue, red) in enumerate(bands):
                 if not inside[i] or windows[i] is None or not start <= windows[i][0] < stop:
                     continue
-                out_flux[i], out_ivar[i], out_mask[i] = sums.integrals(
-                    (rest[1] * shift, rest[2] * shift),
-                    (blue[0] * shift, blue[1] * shift),
-                    (red[0] * shift, red[1] * shift),
+                (out_flux[i, spaxels], out_ivar[i, spaxels], out_mask[i, spaxels]) = sums.integrals(
+                    (rest[1] * slab_shift, rest[2] * slab_shift),
+                    (blue[0] * slab_shift, blue[1] * slab_shift),
+                    (red[0] * slab_shift, red[1] * slab_shift),
                 )
         settings: dict[str, Any] = {
             "method": self.name,

@@ -58,8 +58,9 @@ NaN or infinite ``FLUX``/``IVAR`` values    masked, with a `CubeReadWarning` cou
                                             (the DRP never writes them)
 ``IVAR`` zero everywhere                    `NoValidDataError`: no voxel can be weighted
 Negative ``IVAR``                           `ifsrepr.FileFormatError` (in a memory-mapped
-                                            cube over 16 MB, found on every 16th channel;
-                                            elsewhere masked when used)
+                                            cube over 16 MB, found on every 16th channel,
+                                            and in a gzipped cube read in part on every
+                                            4th channel kept; elsewhere masked when used)
 Unknown ``BUNIT``                           `UnknownUnitError` (pass ``unit=`` to override)
 ``DRP3QUAL`` has ``CRITICAL`` set           `CubeReadWarning` (the DRP says do not use)
 ==========================================  =============================================
@@ -200,6 +201,7 @@ class MangaCubeReader:
         headers: dict[str, fits.Header] = {}
         primary = fits.Header()
         planes: list[tuple[int, int]] | None = None
+        flux_wcs = None
         with FitsStream(path, memmap=memmap) as stream:
             for entry in stream:
                 if entry.index == 0:
@@ -214,7 +216,10 @@ class MangaCubeReader:
                         source = "WCS"
                         wanted.discard("WAVE")
                 if entry.name == "FLUX" and wavelength_ranges is not None:
-                    planes = _channels_of(entry, wavelength_ranges, source, stream, memmap)
+                    flux_wcs = make_wcs(entry.header)
+                    planes = _channels_of(
+                        entry, flux_wcs, wavelength_ranges, source, stream, memmap
+                    )
                 if entry.name in wanted and entry.name not in arrays:
                     if not entry.is_image:
                         raise FileFormatError(f"{path}: the {entry.name} HDU is not an image")
@@ -246,7 +251,7 @@ class MangaCubeReader:
         flux_header = headers["FLUX"]
         header_for_unit = flux_header if "BUNIT" in flux_header else primary
         flux_unit = _flux_unit(path, header_for_unit, primary, unit)
-        wcs = make_wcs(flux_header)
+        wcs = make_wcs(flux_header) if flux_wcs is None else flux_wcs
         if not wcs.has_celestial:
             raise FileFormatError(f"{path}: the FLUX header has no celestial WCS")
         n_wave = flux.shape[0]
@@ -338,14 +343,19 @@ class MangaCubeReader:
         The combined mask (DRP flags, non-finite flux, ivar <= 0) is formed by
         `IFSCube` for the channels that are used, never for the whole cube at
         once. Decompressed cubes are in memory already, so every value is
-        checked here; a memory-mapped cube larger than 16 MB is checked on
-        every 16th channel (and the last) so that reading stays lazy; in the
-        other channels, bad values are masked when they are used.
+        checked here (every 4th channel of those kept, if only some were);
+        a memory-mapped cube larger than 16 MB is checked on every 16th
+        channel (and the last) so that reading stays lazy; in the other
+        channels, bad values are masked when they are used.
         """
         # Sampling only pays for large cubes (a 74x74 MaNGA cube is 100 MB).
         memory_mapped = _is_memory_mapped(flux) and flux.nbytes > _FULL_CHECK_BYTES
         if planes is not None:
-            sample = [k for start, stop in planes for k in range(start, stop)]
+            # In memory, but only some channels: every 4th of them (and each
+            # range's last) is plenty to catch a broken file.
+            sample = sorted(
+                {k for start, stop in planes for k in (*range(start, stop, 4), stop - 1)}
+            )
         else:
             channels = range(0, flux.shape[0], 16 if memory_mapped else 1)
             sample = sorted({*channels, flux.shape[0] - 1})
@@ -363,7 +373,8 @@ class MangaCubeReader:
                 "noise estimate; the cube cannot be used"
             )
         if counts["bad_flux"] or counts["bad_ivar"]:
-            checked = f" (in the {len(sample)} channels checked)" if memory_mapped else ""
+            sampled = memory_mapped or planes is not None
+            checked = f" (in the {len(sample)} channels checked)" if sampled else ""
             warnings.warn(
                 f"{path}: {counts['bad_flux']} FLUX and {counts['bad_ivar']} IVAR values are NaN "
                 f"or infinite{checked} (the DRP never writes these); those voxels are masked",
@@ -406,7 +417,7 @@ class MangaCubeReader:
 
 
 def _channels_of(
-    entry, wavelength_ranges, source: str, stream: FitsStream, memmap: bool
+    entry, wcs, wavelength_ranges, source: str, stream: FitsStream, memmap: bool
 ) -> list[tuple[int, int]] | None:
     """The channel ranges of FLUX holding ``wavelength_ranges`` (Å), or None to read all.
 
@@ -415,7 +426,7 @@ def _channels_of(
     """
     if not (stream.compressed or not memmap) or source != "WCS" or len(entry.shape) != 3:
         return None
-    wave = spectral_axis_from_wcs(entry.header, entry.shape[0], filename=str(stream.path))
+    wave = spectral_axis_from_wcs(entry.header, entry.shape[0], wcs=wcs, filename=str(stream.path))
     if wave is None:
         return None
     wave = wave.to_value(u.AA)
