@@ -98,10 +98,13 @@ def maps():
 def test_every_example_package_is_documented():
     guide = (Path(__file__).parents[1] / "docs" / "plugins.rst").read_text()
     readme = (Path(__file__).parents[1] / "README.md").read_text()
+    # README's test block installs them all from this file.
+    assert "pip install -r tests/plugins/requirements.txt" in readme
+    requirements = (PLUGINS / "requirements.txt").read_text().split("\n")
     for package in sorted(PLUGINS.glob("ifsrepr-example-*")):
         assert (package / "pyproject.toml").is_file() and (package / "README.md").is_file()
         assert f"tests/plugins/{package.name}/pyproject.toml" in guide
-        assert f"-e ./tests/plugins/{package.name}" in readme
+        assert f"-e ./tests/plugins/{package.name}" in requirements
 
 
 def test_discovery_imports_no_network_module(example_architecture):

@@ -128,6 +128,9 @@ def test_torchrun_two_processes_on_gloo(survey, tmp_path):
     model = IFSEncoder.from_pretrained(output, device="cpu")
     assert model.network_.latent_dim == 8
     assert Path(output / "checkpoint-epoch0001.pt").is_file()
+    # One report, from the first process, not one per process.
+    assert result.stdout.count("model written to") == 1
+    assert result.stderr.count("trained 2 epochs") == 1
 
 
 def test_fresh_run_into_an_old_runs_directory_is_refused(survey, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -71,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         num_workers=args.workers,
         progress=not args.quiet,
     )
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun, the first process reports (and wrote the model)
     if encoder.history_:
         last = encoder.history_[-1]
         print(
