@@ -363,7 +363,8 @@ def test_cubes_are_extracted_with_the_catalogue_redshift(tmp_path):
     assert (w[12] > 0).any()  # H-alpha measured
 
 
-def test_mock_survey_cubes_and_maps_end_to_end(tmp_path):
+def mock_survey_dataset(tmp_path):
+    """Two mock galaxies (cubes and MAPS files) through ``ifsrepr extract``, checked."""
     from ifsrepr import mock
 
     directory = tmp_path / "mock"
@@ -384,6 +385,35 @@ def test_mock_survey_cubes_and_maps_end_to_end(tmp_path):
     data = SurveyDataset(output)
     halpha = data.preprocessor.line_names.index("Ha-6564")
     assert all((data[i][1][halpha] > 0).any() for i in range(len(data)))
+    return directory, catalog, output
+
+
+def test_mock_survey_cubes_and_maps_end_to_end(tmp_path):
+    mock_survey_dataset(tmp_path)
+
+
+def test_cubes_read_in_part_give_the_same_dataset(tmp_path, monkeypatch):
+    """With the catalogue's redshift known before reading, a gzipped cube keeps only
+    the channels the lines need; the dataset is the same as from whole cubes."""
+    from ifsrepr.dataset import worker
+
+    directory, catalog, output = mock_survey_dataset(tmp_path)
+    hints = []
+    real_hint = worker._wavelength_hint
+
+    def record(*args):
+        hints.append(real_hint(*args))
+        return hints[-1]
+
+    monkeypatch.setattr(worker, "_wavelength_hint", record)
+    partial = tmp_path / "again.h5"
+    assert run_cli(directory, "--catalog", catalog, "-o", partial) == 0
+    assert sum(hint is not None for hint in hints) == 4  # two cubes, two MAPS files
+    monkeypatch.setattr(worker, "_wavelength_hint", lambda *args: None)
+    whole = tmp_path / "whole.h5"
+    assert run_cli(directory, "--catalog", catalog, "-o", whole) == 0
+    assert_same_content(partial, whole)
+    assert_same_content(partial, output)
 
 
 # -- inputs ---------------------------------------------------------------------------

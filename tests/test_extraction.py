@@ -131,9 +131,13 @@ def test_bad_arguments():
         extract_lines(cube, method="moments")
     with pytest.raises(ifsrepr.UnknownNameError, match="Ha-6564"):
         extract_lines(cube, lines=["Ha-6563"])
-    maps = ifsrepr.read(ifsrepr.datasets.get_path("manga-7815-3702-maps"))
+    maps_path = ifsrepr.datasets.get_path("manga-7815-3702-maps")
     with pytest.raises(ifsrepr.DataModelError, match="already a LineStack"):
-        extract_lines(maps)
+        extract_lines(ifsrepr.read(maps_path))
+    with pytest.raises(ifsrepr.DataModelError, match="already a LineStack"):
+        extract_lines(maps_path, redshift=0.03)  # a path to line maps, not a cube
+    with pytest.raises(ifsrepr.FileFormatError, match="no such file"):
+        extract_lines("manga-0-0-LOGCUBE.fits.gz", redshift=0.03)
     with pytest.raises(ifsrepr.DataModelError, match="velocity"):
         extract_lines(cube, lines=["Ha-6564"], velocity="fast")
 
