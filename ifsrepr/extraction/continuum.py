@@ -179,11 +179,8 @@ def _solve_passive(gram: np.ndarray, rhs: np.ndarray, passive: np.ndarray) -> np
     m = gram.shape[-1]
     both = passive[:, :, None] & passive[:, None, :]
     eye = np.eye(m, dtype=bool)[None]
-    system = np.where(both, gram, np.where(eye, 1.0, 0.0))
     # A relative ridge keeps collinear templates and empty columns solvable.
-    diagonal = np.einsum("nii->ni", gram)
-    ridge = 1e-9 * np.where(passive, diagonal, 0.0)
-    system = system + ridge[:, :, None] * eye
+    system = np.where(both, gram, np.where(eye, 1.0, 0.0)) + _ridge(gram, passive)
     solution = np.linalg.solve(system, np.where(passive, rhs, 0.0)[..., None])[..., 0]
     return np.where(passive, solution, 0.0)
 
@@ -229,9 +226,42 @@ def nnls_normal(
     n, m = rhs.shape
     constrained = np.asarray(constrained, dtype=bool)
     max_iter = 3 * m if max_iter is None else max_iter
+    scale = np.maximum(np.abs(rhs).max(axis=1), 1e-300)
+    if constrained.all() or not constrained.any():
+        return _active_set(gram, rhs, constrained, max_iter, scale)
+    # The free columns are always in the solution: eliminate them (a Schur
+    # complement) and run the active set on the constrained ones alone. For
+    # free coefficients at their optimum the gradient on the constrained
+    # columns is the reduced problem's, so the iterates are the same; each
+    # step then solves a system of the constrained columns only (7 templates
+    # rather than 30 unknowns with the polynomials of the continuum fit).
+    c, f = np.flatnonzero(constrained), np.flatnonzero(~constrained)
+    g_cc, g_cf, g_ff = gram[:, c][:, :, c], gram[:, c][:, :, f], gram[:, f][:, :, f]
+    g_ff = g_ff + _ridge(g_ff, np.ones((n, f.size), dtype=bool))
+    # G_ff^-1 [G_fc, b_f] in one batched solve.
+    right = np.concatenate([g_cf.transpose(0, 2, 1), rhs[:, f, None]], axis=2)
+    solved = np.linalg.solve(g_ff, right)
+    through, free_alone = solved[:, :, :-1], solved[:, :, -1]
+    reduced_gram = g_cc - g_cf @ through
+    reduced_rhs = rhs[:, c] - np.einsum("ncf,nf->nc", g_cf, free_alone)
+    x_c = _active_set(reduced_gram, reduced_rhs, np.ones(c.size, dtype=bool), max_iter, scale)
+    x = np.empty((n, m))
+    x[:, c] = x_c
+    x[:, f] = free_alone - np.einsum("nfc,nc->nf", through, x_c)
+    return x
+
+
+def _ridge(gram: np.ndarray, passive: np.ndarray) -> np.ndarray:
+    """The relative ridge `_solve_passive` adds: 1e-9 of the diagonal, on passive columns."""
+    diagonal = np.einsum("nii->ni", gram)
+    return (1e-9 * np.where(passive, diagonal, 0.0))[:, :, None] * np.eye(gram.shape[-1])
+
+
+def _active_set(gram, rhs, constrained, max_iter, scale):
+    """Lawson-Hanson on every row; ``scale`` (N,) sets the tolerances."""
+    n, m = rhs.shape
     passive = np.broadcast_to(~constrained, (n, m)).copy()
     x = _solve_passive(gram, rhs, passive)
-    scale = np.maximum(np.abs(rhs).max(axis=1), 1e-300)
     for _ in range(max_iter):
         gradient = rhs - np.einsum("nij,nj->ni", gram, x)
         candidate = constrained & ~passive & (gradient > 1e-10 * scale[:, None])
@@ -405,56 +435,80 @@ def _quantise(velocity):
     return np.round(velocity / _VELOCITY_QUANTUM) * _VELOCITY_QUANTUM
 
 
+class _Weighted:
+    """What the normal equations need of the data and weights alone, computed once.
+
+    Every fit with the same weights (each dispersion tried, the polynomials
+    alone) shares these: the weighted flux, ``y^T W y``, and the polynomial
+    blocks of the Gram matrices and right-hand sides, which do not depend on
+    the templates.
+    """
+
+    def __init__(self, problem, flux, weight):
+        self.flux, self.weight = flux, weight
+        self.weighted_flux = weight * flux
+        self.y_w_y = np.einsum("kn,kn->n", self.weighted_flux, flux)
+        n = flux.shape[1]
+        self.poly_gram = np.zeros((n, problem.n_poly, problem.n_poly))
+        self.poly_rhs = np.empty((n, problem.n_poly))
+        for part, poly, cols in problem.windows():
+            q = poly.shape[1]
+            outer = (poly[:, :, None] * poly[:, None, :]).reshape(-1, q * q)
+            self.poly_gram[:, cols, cols] = (weight[part].T @ outer).reshape(n, q, q)
+            self.poly_rhs[:, cols] = self.weighted_flux[part].T @ poly
+
+
 class _Normal:
     """Weighted normal equations of many spaxels for one dispersion and some templates.
 
     The unknowns are the template weights, then the polynomial coefficients
-    of each window. Spaxels are sorted by (quantised) velocity so that each
-    group sharing shifted templates is a contiguous block whose Gram
-    matrices come from a few matrix products; the polynomial blocks are
-    block-diagonal (one per window). Arrays are returned in the caller's order.
+    of each window. Spaxels are grouped by (quantised) velocity so that each
+    group sharing shifted templates gets its Gram matrices from a few matrix
+    products; the polynomial blocks are block-diagonal (one per window) and
+    come from ``data`` (a `_Weighted`), shared by the fits with the same weights.
     """
 
-    def __init__(self, problem, flux, weight, velocity, sigma, columns):
-        n = flux.shape[1]
+    def __init__(self, problem, data, velocity, sigma, columns):
+        weight, weighted_flux = data.weight, data.weighted_flux
+        n = weight.shape[1]
         t, p = columns.size, problem.n_poly
         m = t + p
         self.problem, self.columns = problem, columns
         quantised = _quantise(velocity)
-        self.order = np.argsort(quantised, kind="stable")
-        self.inverse = np.argsort(self.order)
-        groups, starts = np.unique(quantised[self.order], return_index=True)
-        self.bounds = list(zip(starts, [*starts[1:], n], strict=True))
-        weight = weight[:, self.order]
-        weighted_flux = weight * flux[:, self.order]
-        self.y_w_y = (weighted_flux * flux[:, self.order]).sum(axis=0)[self.inverse]
+        order = np.argsort(quantised, kind="stable")
+        groups, starts = np.unique(quantised[order], return_index=True)
+        #: The spaxels (caller's order) of each velocity group.
+        self.members = [order[a:b] for a, b in zip(starts, [*starts[1:], n], strict=True)]
+        self.y_w_y = data.y_w_y
         gram = np.zeros((n, m, m))
+        gram[:, t:, t:] = data.poly_gram
         rhs = np.empty((n, m))
-        # The polynomial blocks do not depend on the templates.
-        for part, poly, cols in problem.windows():
-            q = poly.shape[1]
-            outer = (poly[:, :, None] * poly[:, None, :]).reshape(-1, q * q)
-            gram[:, t + cols.start : t + cols.stop, t + cols.start : t + cols.stop] = (
-                weight[part].T @ outer
-            ).reshape(n, q, q)
-            rhs[:, t + cols.start : t + cols.stop] = weighted_flux[part].T @ poly
+        rhs[:, t:] = data.poly_rhs
         self.templates = []
-        for v, (a, b) in zip(groups, self.bounds, strict=True):
+        # The template block is symmetric: form its upper triangle only.
+        upper, lower = np.triu_indices(t)
+        for v, members in zip(groups, self.members, strict=True):
             templates = problem.templates(sigma, v)[:, columns]
             self.templates.append(templates)
             if not t:
                 continue
-            both = (templates[:, :, None] * templates[:, None, :]).reshape(-1, t * t)
-            gram[a:b, :t, :t] = (weight[:, a:b].T @ both).reshape(b - a, t, t)
+            group_weight = weight[:, members]
+            block = np.empty((members.size, m, m))
+            pairs = templates[:, upper] * templates[:, lower]
+            triangle = group_weight.T @ pairs
+            block[:, upper, lower] = triangle
+            block[:, lower, upper] = triangle
             for part, poly, cols in problem.windows():
                 q = poly.shape[1]
                 cross = (templates[part][:, :, None] * poly[:, None, :]).reshape(-1, t * q)
-                block = (weight[part, a:b].T @ cross).reshape(b - a, t, q)
-                gram[a:b, :t, t + cols.start : t + cols.stop] = block
-                gram[a:b, t + cols.start : t + cols.stop, :t] = block.transpose(0, 2, 1)
-            rhs[a:b, :t] = weighted_flux[:, a:b].T @ templates
-        self.gram = gram[self.inverse]
-        self.rhs = rhs[self.inverse]
+                side = (group_weight[part].T @ cross).reshape(members.size, t, q)
+                block[:, :t, t + cols.start : t + cols.stop] = side
+                block[:, t + cols.start : t + cols.stop, :t] = side.transpose(0, 2, 1)
+            gram[members, :t, :] = block[:, :t, :]
+            gram[members, t:, :t] = block[:, t:, :t]
+            rhs[members, :t] = weighted_flux[:, members].T @ templates
+        self.gram = gram
+        self.rhs = rhs
 
     def chi2(self, coefficients):
         """chi^2 of each spaxel for coefficients (N, M)."""
@@ -469,9 +523,8 @@ class _Normal:
         t = self.columns.size
         out = np.zeros((self.problem.wave.size, coefficients.shape[0]))
         take = np.ones(coefficients.shape[0], dtype=bool) if rows is None else rows
-        sorted_take = take[self.order]
-        for templates, (a, b) in zip(self.templates, self.bounds, strict=True):
-            members = self.order[a + np.flatnonzero(sorted_take[a:b])]
+        for templates, group in zip(self.templates, self.members, strict=True):
+            members = group[take[group]]
             if not members.size:
                 continue
             values = templates @ coefficients[members, :t].T
@@ -481,14 +534,14 @@ class _Normal:
         return out
 
 
-def _population_fit(problem, flux, weight, velocity, dispersions):
+def _population_fit(problem, data, velocity, dispersions):
     """Non-negative templates (shared by all windows) + a polynomial per window.
 
     Each dispersion of ``dispersions`` is tried and the best per spaxel kept.
     Returns the template weights (N, T), the picked dispersion (N,), the
     model (K, N) and its chi^2 (N,).
     """
-    k, n = flux.shape
+    k, n = data.flux.shape
     t = problem.n_templates
     columns = np.arange(t)
     constrained = np.arange(t + problem.n_poly) < t
@@ -497,7 +550,7 @@ def _population_fit(problem, flux, weight, velocity, dispersions):
     best_sigma = np.zeros(n)
     best_model = np.zeros((k, n))
     for sigma in dispersions:
-        normal = _Normal(problem, flux, weight, velocity, sigma, columns)
+        normal = _Normal(problem, data, velocity, sigma, columns)
         coefficients = nnls_normal(normal.gram, normal.rhs, constrained)
         chi2 = normal.chi2(coefficients)
         better = chi2 < best_chi2
@@ -508,9 +561,9 @@ def _population_fit(problem, flux, weight, velocity, dispersions):
     return best_weights, best_sigma, best_model, best_chi2
 
 
-def _polynomial_fit(problem, flux, weight):
+def _polynomial_fit(problem, data):
     """The polynomials alone (no templates): model (K, N) and chi^2 (N,)."""
-    normal = _Normal(problem, flux, weight, np.zeros(flux.shape[1]), 0.0, np.zeros(0, int))
+    normal = _Normal(problem, data, np.zeros(data.flux.shape[1]), 0.0, np.zeros(0, int))
     coefficients = _solve_passive(normal.gram, normal.rhs, np.ones(normal.rhs.shape, bool))
     return normal.model(coefficients), normal.chi2(coefficients)
 
@@ -558,7 +611,8 @@ def _fit_spaxels(
         masked[:, enough],
     )
     # The first fit only places the masks and starts the velocity: one dispersion.
-    weights, sigma, values, chi2 = _population_fit(problem, data, weight, v, dispersions[:1])
+    weighted = _Weighted(problem, data, weight)
+    weights, sigma, values, chi2 = _population_fit(problem, weighted, v, dispersions[:1])
     if grow_masks:
         # Broad lines: mask their wings too, then fit again.
         significance = (data - values) * np.sqrt(ivar[:, spaxels])
@@ -566,16 +620,17 @@ def _fit_spaxels(
             problem.wave, masked, significance, redshift, v, rest_lines, GROWTH_LIMIT_KMS
         )
         weight = np.where(grown, 0.0, weight)
+        weighted = _Weighted(problem, data, weight)
     for _ in range(velocity_steps):
         v = v + _velocity_step(problem, weights, sigma, v, data, weight, values, 100.0)
-        weights, sigma, values, chi2 = _population_fit(problem, data, weight, v, dispersions)
+        weights, sigma, values, chi2 = _population_fit(problem, weighted, v, dispersions)
     if not velocity_steps and (grow_masks or len(dispersions) > 1):
-        weights, sigma, values, chi2 = _population_fit(problem, data, weight, v, dispersions)
+        weights, sigma, values, chi2 = _population_fit(problem, weighted, v, dispersions)
     # A continuum without stellar features (a synthetic one, a quasar's):
     # non-negative templates would only fit noise, and noise can only add
     # absorption. They are used if they lower the galaxy's chi^2 by more
     # than noise would.
-    poly_values, poly_chi2 = _polynomial_fit(problem, data, weight)
+    poly_values, poly_chi2 = _polynomial_fit(problem, weighted)
     gain = float((poly_chi2 - chi2).sum())
     use_templates = gain > TEMPLATE_CHI2 * problem.n_templates * spaxels.size
     return spaxels, (values if use_templates else poly_values), sigma, v, use_templates
