@@ -34,7 +34,9 @@ The steps, for all spaxels at once:
 Spaxels are grouped by velocity (rounded to 10 km/s, so the templates are
 shifted once per group); the weighted normal equations of a group come from a
 few matrix products, and a batched Lawson-Hanson active-set solver
-(`nnls_normal`) finds the non-negative weights of all spaxels together.
+(`nnls_normal`) finds the non-negative weights of all spaxels together, after
+eliminating the polynomial coefficients (they are never constrained), so
+that its steps solve for the templates alone.
 
 The model carries no uncertainty into the line fluxes' inverse variances; and
 non-negative fits are biased where the continuum's S/N is low (the template
@@ -192,7 +194,9 @@ def nnls_normal(
 
     A batched Lawson-Hanson active-set method working on the normal
     equations (``G = A^T W A``, ``b = A^T W y``), all rows at once; the
-    unconstrained columns (a polynomial) are always free.
+    unconstrained columns (a polynomial) are always free, and are
+    eliminated first (a Schur complement) so that the active set works on
+    the constrained columns alone.
 
     Parameters
     ----------
