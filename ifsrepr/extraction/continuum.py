@@ -522,10 +522,14 @@ class _Normal:
             + np.einsum("nm,nml,nl->n", coefficients, self.gram, coefficients)
         )
 
-    def model(self, coefficients, rows=None):
-        """The model (K, N) of each spaxel (only ``rows`` filled if given, others 0)."""
+    def model(self, coefficients, rows=None, out=None):
+        """The model (K, N) of each spaxel (only ``rows`` filled if given, others 0).
+
+        With ``out``, the ``rows`` of it are written and the rest left as they are.
+        """
         t = self.columns.size
-        out = np.zeros((self.problem.wave.size, coefficients.shape[0]))
+        if out is None:
+            out = np.zeros((self.problem.wave.size, coefficients.shape[0]))
         take = np.ones(coefficients.shape[0], dtype=bool) if rows is None else rows
         for templates, group in zip(self.templates, self.members, strict=True):
             members = group[take[group]]
@@ -561,7 +565,7 @@ def _population_fit(problem, data, velocity, dispersions):
         best_chi2 = np.where(better, chi2, best_chi2)
         best_weights = np.where(better[:, None], coefficients[:, :t], best_weights)
         best_sigma = np.where(better, sigma, best_sigma)
-        best_model = np.where(better, normal.model(coefficients, better), best_model)
+        normal.model(coefficients, better, out=best_model)  # only where better
     return best_weights, best_sigma, best_model, best_chi2
 
 
