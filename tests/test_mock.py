@@ -156,6 +156,7 @@ def test_line_stack_holds_the_maps_fluxes(survey):
     np.testing.assert_array_equal(stack.flux, maps.flux)
     np.testing.assert_array_equal(stack.ivar, maps.ivar)
     assert stack.redshift == pytest.approx(truth["z"][0])
+    assert stack.meta["reff"] == pytest.approx(truth["reff"][0])  # usable without DRPall
 
 
 # -- truth and catalogue -----------------------------------------------------

@@ -194,7 +194,15 @@ def _linestack(model: GalaxyModel, lines) -> LineStack:
         lines.mask,
         wcs=header,
         redshift=p.z,
-        meta={"plateifu": p.plateifu, "mangaid": p.mangaid, "mock": True, "seed": p.seed},
+        # reff (arcsec), as real line stacks get it from the catalogue: the
+        # preprocessing's default grid needs it even without DRPall.
+        meta={
+            "plateifu": p.plateifu,
+            "mangaid": p.mangaid,
+            "reff": float(p.reff),
+            "mock": True,
+            "seed": p.seed,
+        },
     )
 
 
