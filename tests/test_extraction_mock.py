@@ -20,6 +20,7 @@ from scipy.optimize import nnls
 import ifsrepr
 from ifsrepr.extraction import extract_lines
 from ifsrepr.extraction.continuum import fit_stellar_continuum, nnls_normal
+from ifsrepr.extraction.gaussian import GaussianExtractor
 from ifsrepr.extraction.window import WindowExtractor
 from ifsrepr.lines import resolve_lines
 from ifsrepr.mock import make_survey
@@ -215,17 +216,20 @@ def test_the_core_does_not_import_the_mock():
 
 
 @pytest.mark.parametrize("continuum", ["templates", "linear"])
-def test_extracting_from_the_file_reads_only_the_channels_needed(galaxies, continuum):
+@pytest.mark.parametrize("method", ["window", "gaussian"])
+def test_extracting_from_the_file_reads_only_the_channels_needed(galaxies, method, continuum):
     """``extract_lines(path)`` keeps part of a gzipped cube and gives the same maps."""
     galaxy = galaxies[0]
     z = galaxy["cube"].redshift
-    whole = extract_lines(galaxy["cube"], "manga19", continuum=continuum)
-    from_file = extract_lines(galaxy["path"], "manga19", redshift=z, continuum=continuum)
+    options = {"method": method, "continuum": continuum}
+    whole = extract_lines(galaxy["cube"], "manga19", **options)
+    from_file = extract_lines(galaxy["path"], "manga19", redshift=z, **options)
     for name in ("flux", "ivar", "mask"):
         np.testing.assert_array_equal(getattr(from_file, name), getattr(whole, name))
     assert from_file.meta["extraction"] == whole.meta["extraction"]
 
-    needed = WindowExtractor().wavelength_ranges(resolve_lines("manga19"), z, continuum=continuum)
+    extractor = {"window": WindowExtractor, "gaussian": GaussianExtractor}[method]()
+    needed = extractor.wavelength_ranges(resolve_lines("manga19"), z, continuum=continuum)
     partial = ifsrepr.read(galaxy["path"], wavelength_ranges=needed)
     kept = np.zeros(partial.shape[0], dtype=bool)
     for start, stop in partial.meta["channels_read"]:

@@ -20,12 +20,31 @@ __all__ = [
     "build_stack",
     "covered_lines",
     "galactic_ebv",
+    "merge_ranges",
     "resolve_redshift",
 ]
 
 
 class LineCoverageWarning(UserWarning):
     """Some requested lines fall outside the cube's wavelength range; they are masked."""
+
+
+def merge_ranges(ranges) -> list[tuple[float, float]]:
+    """Sorted ``(low, high)`` ranges with the overlapping ones merged.
+
+    Examples
+    --------
+    >>> from ifsrepr.extraction.common import merge_ranges
+    >>> merge_ranges([(5.0, 7.0), (1.0, 2.0), (1.5, 3.0)])
+    [(1.0, 3.0), (5.0, 7.0)]
+    """
+    merged: list[list[float]] = []
+    for low, high in sorted((float(a), float(b)) for a, b in ranges):
+        if merged and low <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], high)
+        else:
+            merged.append([low, high])
+    return [(low, high) for low, high in merged]
 
 
 def resolve_redshift(cube: IFSCube, redshift: float | None) -> float:

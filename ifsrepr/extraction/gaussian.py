@@ -38,10 +38,10 @@ from ..exceptions import DataModelError
 from ..lines import EmissionLine, dap_line_table
 from ..linestack import LineStack
 from ..plugins import hookimpl
-from .common import build_stack, covered_lines, galactic_ebv, resolve_redshift
-from .continuum import check_continuum, fit_stellar_continuum
+from .common import build_stack, covered_lines, galactic_ebv, merge_ranges, resolve_redshift
+from .continuum import DEFAULT_PAD_ANGSTROM, check_continuum, fit_stellar_continuum
 from .grid import SPEED_OF_LIGHT_KMS, channel_edges
-from .velocity import velocity_field
+from .velocity import HALPHA, MAX_GAS_SPEED_KMS, halpha_wavelengths, velocity_field
 
 __all__ = ["GaussianExtractor"]
 
@@ -164,6 +164,31 @@ def _search_kinematics(chi2_of, v0, free_velocity: bool, sigma_range):
     return best_v, best_s
 
 
+def _ordered_groups(lines: Sequence[EmissionLine], blend: float):
+    """The groups of lines fitted together, the one holding Hα first.
+
+    (Hα's velocity is shared with the other groups.)
+    """
+    groups = _fit_groups(lines, blend, merge=1.5)
+    groups.sort(key=lambda g: 0 if any(abs(w - HALPHA) < 1 for w, _ in g) else 1)
+    return groups
+
+
+def _group_wavelengths(groups, redshift: float, window_kms: float) -> list[tuple[float, float]]:
+    """Observed wavelengths (Å) of each group's fitted window, for gas within ±800 km/s."""
+    out = []
+    for group in groups:
+        centres = np.array([w for w, _ in group])
+        lo_wave = (
+            centres.min() * (1 + redshift) * (1 - window_kms / C) * (1 - MAX_GAS_SPEED_KMS / C)
+        )
+        hi_wave = (
+            centres.max() * (1 + redshift) * (1 + window_kms / C) * (1 + MAX_GAS_SPEED_KMS / C)
+        )
+        out.append((float(lo_wave), float(hi_wave)))
+    return out
+
+
 class GaussianExtractor:
     """Per-spaxel Gaussian line fluxes that separate blends (see the module docstring).
 
@@ -187,6 +212,46 @@ class GaussianExtractor:
     """
 
     name = "gaussian"
+
+    def wavelength_ranges(
+        self,
+        lines: Sequence[EmissionLine],
+        redshift: float,
+        *,
+        velocity: np.ndarray | u.Quantity | None = None,
+        blend: float = 30.0,
+        window_kms: float = 1500.0,
+        continuum: str = "templates",
+        continuum_options: dict[str, Any] | None = None,
+        **_other: Any,
+    ) -> list[tuple[float, float]]:
+        """The observed wavelengths (Å) `extract` may read with these options.
+
+        Reading only these channels gives the same fits as reading the whole
+        cube; `ifsrepr.extract_lines` does that when given a path.
+
+        Examples
+        --------
+        Hα and the [NII] doublet, fitted together, at z = 0.03 with the
+        side-band continuum: one window of ±1500 km/s (and ±800 km/s of gas
+        motion) around the group:
+
+        >>> from ifsrepr.extraction.gaussian import GaussianExtractor
+        >>> from ifsrepr.lines import resolve_lines
+        >>> ranges = GaussianExtractor().wavelength_ranges(
+        ...     resolve_lines(["NII-6549", "Ha-6564", "NII-6585"]), 0.03, continuum="linear")
+        >>> [(round(lo), round(hi)) for lo, hi in ranges]
+        [(6695, 6835)]
+        """
+        check_continuum(continuum)
+        ranges = _group_wavelengths(_ordered_groups(lines, blend), redshift, window_kms)
+        if continuum == "templates":
+            if velocity is None:  # the fit's line masks follow the Hα velocity field
+                ranges.append(halpha_wavelengths(redshift))
+            pad = (continuum_options or {}).get("pad_angstrom", DEFAULT_PAD_ANGSTROM)
+            pad *= 1.0 + redshift
+            ranges = [(lo - pad, hi + pad) for lo, hi in ranges]
+        return merge_ranges(ranges)
 
     def extract(
         self,
@@ -224,14 +289,9 @@ class GaussianExtractor:
         out_flux = np.zeros((len(lines), ny * nx))
         out_ivar = np.zeros((len(lines), ny * nx))
         out_mask = np.ones((len(lines), ny * nx), dtype=bool)
-        groups = _fit_groups(lines, blend, merge=1.5)
-        # Fit the group holding Hα first: its velocity is shared with the rest.
-        groups.sort(key=lambda g: 0 if any(abs(w - 6564.608) < 1 for w, _ in g) else 1)
+        groups = _ordered_groups(lines, blend)
         ranges = []
-        for group in groups:
-            centres = np.array([w for w, _ in group])
-            lo_wave = centres.min() * (1 + redshift) * (1 - window_kms / C) * (1 - 800 / C)
-            hi_wave = centres.max() * (1 + redshift) * (1 + window_kms / C) * (1 + 800 / C)
+        for lo_wave, hi_wave in _group_wavelengths(groups, redshift, window_kms):
             lo = max(np.searchsorted(wave, lo_wave), 0)
             hi = min(np.searchsorted(wave, hi_wave), n_wave)
             ranges.append((int(lo), int(hi)))

@@ -40,7 +40,7 @@ from ..lines import EmissionLine
 from ..linestack import LineStack
 from ..plugins import hookimpl
 from .bands import BandSums
-from .common import build_stack, covered_lines, galactic_ebv, resolve_redshift
+from .common import build_stack, covered_lines, galactic_ebv, merge_ranges, resolve_redshift
 from .continuum import DEFAULT_PAD_ANGSTROM, check_continuum, fit_stellar_continuum
 from .grid import SPEED_OF_LIGHT_KMS, channel_edges
 from .scratch import thread_scratch
@@ -267,13 +267,7 @@ class WindowExtractor:
             pad = (continuum_options or {}).get("pad_angstrom", DEFAULT_PAD_ANGSTROM)
             pad *= 1.0 + redshift
             ranges = [(lo - pad, hi + pad) for lo, hi in ranges]
-        merged: list[list[float]] = []
-        for lo, hi in sorted(ranges):
-            if merged and lo <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], hi)
-            else:
-                merged.append([lo, hi])
-        return [(float(lo), float(hi)) for lo, hi in merged]
+        return merge_ranges(ranges)
 
     @staticmethod
     def _windows(bands, edges, n_wave, redshift, velocity_span):
