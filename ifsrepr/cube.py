@@ -203,18 +203,35 @@ class IFSCube:
         on first access (for a memory-mapped cube this reads every value).
         """
         if self._full_mask is None:
-            self._full_mask = self._combined_mask(slice(None))
+            n_wave, ny, nx = self.shape
+            mask = np.empty((n_wave, ny * nx), dtype=bool)
+            for rows, channels in self._blocks(0, n_wave):
+                np.logical_not(self._usable(channels, mask[rows]), out=mask[rows])
+            self._full_mask = mask.reshape(self.shape)
         return self._full_mask
 
-    def _combined_mask(self, channels: slice) -> np.ndarray:
-        flux = self._flux[channels]
-        ivar = self._ivar[channels]
+    def _blocks(self, start: int, stop: int):
+        """``(rows, channels)`` slices covering channels ``start:stop`` a few at a time.
+
+        ``rows`` count from ``start``. Blocks of about 64k values keep the
+        temporaries (the survey's integer bitmask, comparisons) in cache.
+        """
+        step = max(1, (1 << 16) // max(1, self._flux.shape[1] * self._flux.shape[2]))
+        for first in range(0, stop - start, step):
+            last = min(first + step, stop - start)
+            yield slice(first, last), slice(start + first, start + last)
+
+    def _usable(self, channels: slice, out: np.ndarray) -> np.ndarray:
+        """Fill ``out`` (channels, ny * nx) with whether each value may be used.
+
+        The one rule of the data model: not masked, finite flux, ivar > 0.
+        """
         with np.errstate(invalid="ignore"):
-            bad = ~(ivar > 0)  # also True for NaN
-        bad |= ~np.isfinite(flux)
+            np.greater(self._ivar[channels].reshape(out.shape), 0, out=out)  # False for NaN
+        out &= np.isfinite(self._flux[channels].reshape(out.shape))
         if self._given_mask is not None:
-            bad |= np.asarray(self._given_mask[channels], dtype=bool)
-        return bad
+            out &= ~np.asarray(self._given_mask[channels], dtype=bool).reshape(out.shape)
+        return out
 
     def channel_slab(self, start: int, stop: int, dtype=np.float64, *, out=None):
         """Flux, ivar and usable-flags of channels ``start:stop``, one column per spaxel.
@@ -263,22 +280,11 @@ class IFSCube:
             flux, ivar, usable = out
             if flux.shape != shape or ivar.shape != shape or usable.shape != shape:
                 raise ValueError(f"channel_slab out= arrays must have shape {shape}")
-        # A few channels at a time keeps the temporaries (the survey's integer
-        # bitmask, comparisons) small enough to stay in cache.
-        step = max(1, (1 << 16) // max(1, shape[1]))
-        for first in range(0, n, step):
-            rows = slice(first, min(first + step, n))
-            channels = slice(start + rows.start, start + rows.stop)
-            block_flux, block_ivar, block_usable = flux[rows], ivar[rows], usable[rows]
+        for rows, channels in self._blocks(start, stop):
+            block_flux, block_ivar = flux[rows], ivar[rows]
             np.copyto(block_flux, self._flux[channels].reshape(block_flux.shape))
             np.copyto(block_ivar, self._ivar[channels].reshape(block_ivar.shape))
-            with np.errstate(invalid="ignore"):
-                np.greater(block_ivar, 0, out=block_usable)  # False for NaN too
-            block_usable &= np.isfinite(block_flux)
-            if self._given_mask is not None:
-                block_usable &= ~np.asarray(self._given_mask[channels], dtype=bool).reshape(
-                    block_usable.shape
-                )
+            block_usable = self._usable(channels, usable[rows])
             if not block_usable.all():
                 bad = ~block_usable
                 np.copyto(block_flux, 0.0, where=bad)
@@ -332,24 +338,14 @@ class IFSCube:
         n = stop - start
         n_spaxels = self._flux.shape[1] * self._flux.shape[2]
         usable_all = allocate("usable_all", (n, n_spaxels), bool)
-        step = max(1, (1 << 16) // max(1, n_spaxels))
-        for first in range(0, n, step):
-            rows = slice(first, min(first + step, n))
-            channels = slice(start + rows.start, start + rows.stop)
-            block = usable_all[rows]
-            with np.errstate(invalid="ignore"):
-                np.greater(self._ivar[channels].reshape(block.shape), 0, out=block)
-            block &= np.isfinite(self._flux[channels].reshape(block.shape))
-            if self._given_mask is not None:
-                block &= ~np.asarray(self._given_mask[channels], dtype=bool).reshape(block.shape)
+        for rows, channels in self._blocks(start, stop):
+            self._usable(channels, usable_all[rows])
         spaxels = np.flatnonzero(usable_all.any(axis=0))
         shape = (n, spaxels.size)
         flux, ivar = allocate("flux", shape, dtype), allocate("ivar", shape, dtype)
         usable = allocate("usable", shape, bool)
         np.take(usable_all, spaxels, axis=1, out=usable, mode="clip")
-        for first in range(0, n, step):
-            rows = slice(first, min(first + step, n))
-            channels = slice(start + rows.start, start + rows.stop)
+        for rows, channels in self._blocks(start, stop):
             width = rows.stop - rows.start
             flux[rows] = self._flux[channels].reshape(width, n_spaxels).take(spaxels, axis=1)
             ivar[rows] = self._ivar[channels].reshape(width, n_spaxels).take(spaxels, axis=1)
