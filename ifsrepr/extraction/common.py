@@ -9,6 +9,7 @@ from typing import Any
 import astropy.units as u
 import numpy as np
 
+from .._ranges import merge_ranges
 from ..cube import IFSCube
 from ..exceptions import DataModelError
 from ..extinction import attenuation
@@ -27,24 +28,6 @@ __all__ = [
 
 class LineCoverageWarning(UserWarning):
     """Some requested lines fall outside the cube's wavelength range; they are masked."""
-
-
-def merge_ranges(ranges) -> list[tuple[float, float]]:
-    """Sorted ``(low, high)`` ranges with the overlapping ones merged.
-
-    Examples
-    --------
-    >>> from ifsrepr.extraction.common import merge_ranges
-    >>> merge_ranges([(5.0, 7.0), (1.0, 2.0), (1.5, 3.0)])
-    [(1.0, 3.0), (5.0, 7.0)]
-    """
-    merged: list[list[float]] = []
-    for low, high in sorted((float(a), float(b)) for a, b in ranges):
-        if merged and low <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], high)
-        else:
-            merged.append([low, high])
-    return [(low, high) for low, high in merged]
 
 
 def resolve_redshift(cube: IFSCube, redshift: float | None) -> float:

@@ -56,6 +56,7 @@ import astropy.units as u
 import numpy as np
 from scipy import ndimage
 
+from .._ranges import merge_ranges
 from ..cube import IFSCube
 from ..exceptions import DataModelError
 from ..extinction import attenuation
@@ -332,16 +333,6 @@ def _legendre(wave: np.ndarray, degree: int) -> np.ndarray:
 # ----------------------------------------------------------------------------
 # the fit
 # ----------------------------------------------------------------------------
-def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[list[int]] = []
-    for lo, hi in sorted(ranges):
-        if merged and lo <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], hi)
-        else:
-            merged.append([lo, hi])
-    return [(lo, hi) for lo, hi in merged]
-
-
 def _emission_mask(wave, redshift, velocity, rest_lines, half_width_kms):
     """(K, N) True on channels within ±half_width of any emission line at the gas velocity."""
     shift = (1 + redshift) * (1 + velocity / C)  # (N,)
@@ -757,7 +748,7 @@ def fit_stellar_continuum(
         padded.append(
             (int(np.searchsorted(wave_all, lo)), int(np.searchsorted(wave_all, hi, side="right")))
         )
-    windows = _merge(padded)
+    windows = merge_ranges(padded)
 
     chosen = np.zeros(n_spaxels)
     star_velocity = velocity.copy()

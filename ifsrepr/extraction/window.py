@@ -52,17 +52,6 @@ __all__ = ["WindowExtractor", "DEFAULT_SIDEBANDS_KMS"]
 DEFAULT_SIDEBANDS_KMS = ((-2500.0, -1500.0), (1500.0, 2500.0))
 
 
-def _merged_windows(windows: list[tuple[int, int] | None]) -> list[tuple[int, int]]:
-    """Merge overlapping channel ranges, so shared channels are read once."""
-    merged: list[list[int]] = []
-    for lo, hi in sorted(w for w in windows if w is not None):
-        if merged and lo <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], hi)
-        else:
-            merged.append([lo, hi])
-    return [(lo, hi) for lo, hi in merged]
-
-
 class WindowExtractor:
     """Passband-minus-continuum line fluxes (see the module docstring).
 
@@ -167,7 +156,8 @@ class WindowExtractor:
         def allocate(name, shape, dtype):
             return scratch.array(f"window.{name}", shape, dtype)
 
-        for start, stop in _merged_windows(needed):
+        # Overlapping windows are merged, so shared channels are read once.
+        for start, stop in merge_ranges(w for w in needed if w is not None):
             # Only the spaxels with data here; the others stay masked.
             slab_wave, slab_flux, slab_ivar, slab_usable, spaxels = cube.live_slab(
                 start, stop, allocate=allocate
@@ -255,12 +245,8 @@ class WindowExtractor:
             field = velocity.to_value(u.km / u.s) if isinstance(velocity, u.Quantity) else velocity
             field = np.asarray(field, dtype=float)
             span = (float(np.nanmin(field)), float(np.nanmax(field)))
-        low = (1.0 + redshift) * (1.0 + span[0] / SPEED_OF_LIGHT_KMS)
-        high = (1.0 + redshift) * (1.0 + span[1] / SPEED_OF_LIGHT_KMS)
-        ranges = []
-        for line in lines:
-            _, blue, red = self._rest_bands(line, float(half_width))
-            ranges.append((blue[0] * low, red[1] * high))
+        bands = [self._rest_bands(line, float(half_width)) for line in lines]
+        ranges = self._band_spans(bands, redshift, span)
         if halpha:
             ranges.append(halpha_wavelengths(redshift))
         if continuum == "templates":
@@ -270,14 +256,19 @@ class WindowExtractor:
         return merge_ranges(ranges)
 
     @staticmethod
-    def _windows(bands, edges, n_wave, redshift, velocity_span):
-        """Channels ``(start, stop)`` holding each line's bands over a range of velocities."""
+    def _band_spans(bands, redshift, velocity_span) -> list[tuple[float, float]]:
+        """Observed Å from each line's blue side-band to its red one, over a range of velocities."""
         low = (1.0 + redshift) * (1.0 + velocity_span[0] / SPEED_OF_LIGHT_KMS)
         high = (1.0 + redshift) * (1.0 + velocity_span[1] / SPEED_OF_LIGHT_KMS)
+        return [(float(blue[0] * low), float(red[1] * high)) for _, blue, red in bands]
+
+    @classmethod
+    def _windows(cls, bands, edges, n_wave, redshift, velocity_span):
+        """Channels ``(start, stop)`` holding each line's bands over a range of velocities."""
         windows: list[tuple[int, int] | None] = []
-        for _, blue, red in bands:
-            lo = max(np.searchsorted(edges, blue[0] * low, side="right") - 1, 0)
-            hi = min(np.searchsorted(edges, red[1] * high, side="left"), n_wave)
+        for low, high in cls._band_spans(bands, redshift, velocity_span):
+            lo = max(np.searchsorted(edges, low, side="right") - 1, 0)
+            hi = min(np.searchsorted(edges, high, side="left"), n_wave)
             windows.append((int(lo), int(hi)) if hi > lo else None)
         return windows
 

@@ -60,6 +60,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
+from .._ranges import merge_ranges
 from ..cube import IFSCube
 from ..exceptions import FileFormatError
 from ..plugins import hookimpl
@@ -442,7 +443,7 @@ class FitsStream:
         # not read cost no memory traffic.
         array = np.zeros(entry.shape, dtype=entry.dtype.newbyteorder("="))
         plane_bytes = array[0].nbytes
-        for start, stop in _merge_ranges(planes, entry.shape[0]):
+        for start, stop in _clipped_planes(planes, entry.shape[0]):
             self._skip_to(entry.offset + start * plane_bytes, entry)
             self._read_into(array[start:stop], entry)
         return array
@@ -469,17 +470,10 @@ class FitsStream:
             )
 
 
-def _merge_ranges(ranges: Sequence[tuple[int, int]], size: int) -> list[tuple[int, int]]:
-    """Sorted, non-overlapping ``(start, stop)`` ranges clipped to ``0:size``."""
-    merged: list[list[int]] = []
-    for start, stop in sorted((max(0, int(a)), min(size, int(b))) for a, b in ranges):
-        if stop <= start:
-            continue
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], stop)
-        else:
-            merged.append([start, stop])
-    return [(a, b) for a, b in merged]
+def _clipped_planes(ranges: Sequence[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+    """Sorted, non-overlapping, non-empty ``(start, stop)`` ranges clipped to ``0:size``."""
+    clipped = ((max(0, int(a)), min(size, int(b))) for a, b in ranges)
+    return merge_ranges((a, b) for a, b in clipped if b > a)
 
 
 def _scale(data: np.ndarray, header: fits.Header) -> np.ndarray:

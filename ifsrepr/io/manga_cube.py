@@ -81,6 +81,7 @@ import astropy.units as u
 import numpy as np
 from astropy.io import fits
 
+from .._ranges import merge_ranges
 from ..bitmask import bit_value, mask_bits
 from ..cube import BitmaskView, IFSCube
 from ..exceptions import FileFormatError
@@ -432,21 +433,17 @@ def _channels_of(
     wave = wave.to_value(u.AA)
     if not np.all(np.diff(wave) > 0):
         return None
-    planes: list[list[int]] = []
+    planes = []
     # Two channels of margin: a range's ends may fall inside edge channels.
-    for low, high in sorted((float(a), float(b)) for a, b in wavelength_ranges):
+    for low, high in wavelength_ranges:
         if high < wave[0] or low > wave[-1]:
             continue
         start = max(int(np.searchsorted(wave, low)) - 2, 0)
         stop = min(int(np.searchsorted(wave, high)) + 2, wave.size)
-        if stop <= start:
-            continue
-        if planes and start <= planes[-1][1]:
-            planes[-1][1] = max(planes[-1][1], stop)
-        else:
-            planes.append([start, stop])
+        if stop > start:
+            planes.append((start, stop))
     # Nothing of the cube asked for: read it all, so the caller sees what it holds.
-    return [(a, b) for a, b in planes] or None
+    return merge_ranges(planes) or None
 
 
 def _has_spectral_wcs(header: fits.Header) -> bool:
