@@ -57,22 +57,23 @@ def weights_directory():
     return resources.files("ifsrepr_example_pretrained") / "weights" / MODEL_NAME
 
 
-def _config() -> dict:
-    return json.loads((weights_directory() / "config.json").read_text())
-
-
-def packaged_model() -> PretrainedModel:
-    """The registry entry for the weights shipped inside this package (``path=``)."""
-    config = _config()
+def _entry(name: str, **where: str) -> PretrainedModel:
+    """The registry entry for these weights, found ``where`` (``path=`` or ``url=``)."""
+    config = json.loads((weights_directory() / "config.json").read_text())
     return PretrainedModel(
-        name=MODEL_NAME,
+        name=name,
         architecture=config["architecture"],
         config=config,
         sha256=SHA256,
         citation=CITATION,
-        path=str(weights_directory()),
         description=DESCRIPTION,
+        **where,
     )
+
+
+def packaged_model() -> PretrainedModel:
+    """The registry entry for the weights shipped inside this package (``path=``)."""
+    return _entry(MODEL_NAME, path=str(weights_directory()))
 
 
 def hosted_model(url: str, name: str = MODEL_NAME) -> PretrainedModel:
@@ -97,16 +98,7 @@ def hosted_model(url: str, name: str = MODEL_NAME) -> PretrainedModel:
     -------
     ifsrepr.plugins.PretrainedModel
     """
-    config = _config()
-    return PretrainedModel(
-        name=name,
-        architecture=config["architecture"],
-        config=config,
-        sha256=SHA256,
-        citation=CITATION,
-        url=url,
-        description=DESCRIPTION,
-    )
+    return _entry(name, url=url)
 
 
 @ifsrepr.hookimpl
