@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from cube_fixtures import write_manga_cube
+from local_server import serve_directory
 
 import ifsrepr
 from ifsrepr import fetch as fetching
@@ -35,9 +34,8 @@ class _Handler(SimpleHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        state = self.server.state
-        state["requests"].append(self.path)
-        behaviour = state["behaviour"].get(self.path.lstrip("/"))
+        self.server.requests.append(self.path)
+        behaviour = self.server.behaviour.get(self.path.lstrip("/"))
         if behaviour == "short":
             # Announce the full size, send half, hang up: a connection cut mid-file.
             body = (Path(self.directory) / self.path.lstrip("/")).read_bytes()
@@ -69,20 +67,9 @@ def sas(tmp_path_factory):
     for relative in (MAPS_DR17, MAPS_DR15):
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(maps, root / relative)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Handler, directory=str(root)))
-    server.state = {"requests": [], "behaviour": {}}
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield {
-            "url": f"http://127.0.0.1:{server.server_address[1]}",
-            "root": root,
-            **server.state,
-        }
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serve_directory(root, _Handler) as (url, server):
+        server.behaviour = {}
+        yield {"url": url, "root": root, "requests": server.requests, "behaviour": server.behaviour}
 
 
 def leftovers(folder: Path) -> list[Path]:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import json
-import threading
 
 import pytest
+from local_server import serve_directory
 
 import ifsrepr
 from ifsrepr import hub
@@ -24,20 +22,8 @@ def served(tmp_path):
     root.mkdir()
     (root / "weights.safetensors").write_bytes(WEIGHTS)
     (root / "tampered.safetensors").write_bytes(WEIGHTS[:-1] + b"!")
-    requests_seen: list[str] = []
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            requests_seen.append(self.path)
-
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Handler, directory=str(root))
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", requests_seen
-    server.shutdown()
-    server.server_close()
+    with serve_directory(root) as (url, server):
+        yield url, server.requests
 
 
 def register(use_plugins, *models):

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import doctest
-import functools
-import http.server
 import importlib
 import importlib.metadata
 import importlib.util
@@ -22,7 +20,6 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import astropy.units as u
@@ -31,6 +28,7 @@ import pytest
 import torch
 from astropy.io import fits
 from astropy.table import Table
+from local_server import serve_directory
 from model_fixtures import galaxy_variants
 from scipy.special import erf
 
@@ -453,20 +451,8 @@ def test_pretrained_weights_that_do_not_match_are_refused(
 @pytest.fixture
 def served_weights(weights_dir):
     """The example model's weights file served over HTTP on 127.0.0.1; yields (url, log)."""
-    seen: list[str] = []
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            seen.append(self.path)
-
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Handler, directory=str(weights_dir))
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/{hub.WEIGHTS_NAME}", seen
-    server.shutdown()
-    server.server_close()
+    with serve_directory(weights_dir) as (url, server):
+        yield f"{url}/{hub.WEIGHTS_NAME}", server.requests
 
 
 def test_hosted_entry_downloads_once_and_verifies(
