@@ -293,6 +293,7 @@ def main() -> None:
         for label, calls, whole in (
             ("1 cube, whole cube read", 1, True),
             ("1 cube", 1, False),
+            ("2 cubes in a row", 2, False),
             (f"{args.n_cubes} cubes in a row", args.n_cubes, False),
         ):
             traced, resident = peak_memory(gz, redshift, calls, whole)

@@ -11,8 +11,10 @@ A `Scratch` hands out views of named buffers; a view stays valid until the
 same name is asked for again, so each user owns its names (the window
 extractor takes the thread's `Scratch` and gives each stage its own prefix).
 The buffers are held per thread (`thread_scratch`), so concurrent
-extractions in threads never share one; they grow to the largest slab seen
-(about 30 MB for a 74x74 MaNGA cube) and are kept for the next cube.
+extractions in threads never share one; they grow to the largest slabs seen
+(46 MB for the 19 lines of a 74x74 MaNGA cube) and are kept for the next
+cube, which then extracts about a quarter faster.
+``thread_scratch().clear()`` gives the memory back.
 """
 
 from __future__ import annotations
