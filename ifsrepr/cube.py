@@ -55,6 +55,14 @@ class BitmaskView:
         return values if dtype is None else values.astype(dtype)
 
 
+def _zero_unusable(flux: np.ndarray, ivar: np.ndarray, usable: np.ndarray) -> None:
+    """Set flux and ivar to 0 where not ``usable`` (copies of the cube's values only)."""
+    if not usable.all():
+        bad = ~usable
+        np.copyto(flux, 0.0, where=bad)
+        np.copyto(ivar, 0.0, where=bad)
+
+
 def _as_array(value: Any, what: str) -> np.ndarray:
     array = value.value if isinstance(value, u.Quantity) else np.asarray(value)
     if array.dtype.kind not in "fiu":
@@ -284,11 +292,7 @@ class IFSCube:
             block_flux, block_ivar = flux[rows], ivar[rows]
             np.copyto(block_flux, self._flux[channels].reshape(block_flux.shape))
             np.copyto(block_ivar, self._ivar[channels].reshape(block_ivar.shape))
-            block_usable = self._usable(channels, usable[rows])
-            if not block_usable.all():
-                bad = ~block_usable
-                np.copyto(block_flux, 0.0, where=bad)
-                np.copyto(block_ivar, 0.0, where=bad)
+            _zero_unusable(block_flux, block_ivar, self._usable(channels, usable[rows]))
         wave = self._spectral_axis.value[start:stop]
         return wave, flux, ivar, usable
 
@@ -337,6 +341,8 @@ class IFSCube:
             allocate = lambda name, shape, kind: np.empty(shape, kind)  # noqa: E731
         n = stop - start
         n_spaxels = self._flux.shape[1] * self._flux.shape[2]
+        # Two passes over the channels: the first finds the spaxels with data,
+        # so that the second converts only theirs.
         usable_all = allocate("usable_all", (n, n_spaxels), bool)
         for rows, channels in self._blocks(start, stop):
             self._usable(channels, usable_all[rows])
@@ -349,10 +355,7 @@ class IFSCube:
             width = rows.stop - rows.start
             flux[rows] = self._flux[channels].reshape(width, n_spaxels).take(spaxels, axis=1)
             ivar[rows] = self._ivar[channels].reshape(width, n_spaxels).take(spaxels, axis=1)
-        if not usable.all():
-            bad = ~usable
-            np.copyto(flux, 0.0, where=bad)
-            np.copyto(ivar, 0.0, where=bad)
+        _zero_unusable(flux, ivar, usable)
         return self._spectral_axis.value[start:stop], flux, ivar, usable, spaxels
 
     @property
