@@ -42,6 +42,30 @@ def check_int(architecture: str, name: str, value: Any, *, minimum: int = 1) -> 
     return value
 
 
+def downsampled_size(
+    architecture: str, image_size: tuple[int, int], levels: int, option: str
+) -> tuple[int, int]:
+    """The map size after ``levels`` stride-2 halvings of ``image_size``.
+
+    Raises a `ModelConfigError` naming ``option`` (what sets the number of
+    levels) if a side is not divisible by ``2 ** levels``.
+
+    Examples
+    --------
+    >>> from ifsrepr.models.base import downsampled_size
+    >>> downsampled_size("convlstm", (64, 64), 2, "frontend_channels=[16, 32]")
+    (16, 16)
+    """
+    factor = 2**levels
+    height, width = image_size
+    if height % factor or width % factor:
+        raise ModelConfigError(
+            f"architecture {architecture!r}: image_size {tuple(image_size)} is not divisible "
+            f"by {factor} (2 ** len({option})); use another image size or fewer levels"
+        )
+    return height // factor, width // factor
+
+
 def check_int_list(
     architecture: str, name: str, value: Any, *, length: int | None = None
 ) -> tuple[int, ...]:

@@ -18,8 +18,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from .base import SequenceAutoencoder, check_choice, check_int, check_int_list
-from .errors import ModelConfigError
+from .base import (
+    SequenceAutoencoder,
+    check_choice,
+    check_int,
+    check_int_list,
+    downsampled_size,
+)
 from .layers import DownsamplingCNN, UpsamplingCNN
 
 __all__ = ["CNNLSTMAutoencoder"]
@@ -104,17 +109,12 @@ class CNNLSTMAutoencoder(SequenceAutoencoder):
         check_int(name, "num_layers", num_layers)
         self.variant = check_choice(name, "variant", variant, ("ae", "vae"))
         check_choice(name, "mask_channel", mask_channel, (True, False))
-        factor = 2 ** len(front)
-        height, width = self.image_size
-        if height % factor or width % factor:
-            raise ModelConfigError(
-                f"architecture {name!r}: image_size {self.image_size} is not divisible by "
-                f"{factor} (2 ** len(frontend_channels={list(front)})); use another image size "
-                f"or fewer front-end levels"
-            )
+        height, width = downsampled_size(
+            name, self.image_size, len(front), f"frontend_channels={list(front)}"
+        )
         self.mask_channel = mask_channel
-        self.feature_map = (front[-1], height // factor, width // factor)
-        flat = front[-1] * (height // factor) * (width // factor)
+        self.feature_map = (front[-1], height, width)
+        flat = front[-1] * height * width
         self.num_layers = num_layers
         self.hidden_size = hidden_size
 

@@ -45,7 +45,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import SequenceAutoencoder, check_choice, check_int, check_int_list
+from .base import (
+    SequenceAutoencoder,
+    check_choice,
+    check_int,
+    check_int_list,
+    downsampled_size,
+)
 from .errors import ModelConfigError
 from .fused import fused_convlstm
 from .layers import DownsamplingCNN, UpsamplingCNN
@@ -537,15 +543,9 @@ class ConvLSTMAutoencoder(SequenceAutoencoder):
             name, "decoder_input", decoder_input, ("latent", "queries")
         )
         check_choice(name, "cell", cell, ("fast", "batched", "reference"))
-        factor = 2 ** len(front)
-        height, width = self.image_size
-        if height % factor or width % factor:
-            raise ModelConfigError(
-                f"architecture {name!r}: image_size {self.image_size} is not divisible by "
-                f"{factor} (2 ** len(frontend_channels={list(front)})); use another image size "
-                f"or fewer front-end levels"
-            )
-        self.feature_size = (height // factor, width // factor)
+        self.feature_size = downsampled_size(
+            name, self.image_size, len(front), f"frontend_channels={list(front)}"
+        )
         self.mask_channel = mask_channel
         spatial = self.feature_size
         n_pixels = spatial[0] * spatial[1]

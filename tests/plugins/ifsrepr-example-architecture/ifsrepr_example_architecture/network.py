@@ -25,8 +25,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ifsrepr.models import ModelConfigError, SequenceAutoencoder
-from ifsrepr.models.base import check_int, check_int_list
+from ifsrepr.models import SequenceAutoencoder
+from ifsrepr.models.base import check_int, check_int_list, downsampled_size
 
 __all__ = ["ConvAutoencoder"]
 
@@ -83,17 +83,13 @@ class ConvAutoencoder(SequenceAutoencoder):
         super().__init__(
             n_lines, image_size, check_int(self.architecture, "latent_dim", latent_dim), options
         )
-        factor = 2 ** len(blocks)
-        height, width = self.image_size
-        if height % factor or width % factor:
-            raise ModelConfigError(
-                f"architecture {self.architecture!r}: {len(blocks)} stride-2 blocks need map "
-                f"sides divisible by {factor}, got image_size {self.image_size}; use another "
-                "size or fewer channels entries"
-            )
+        # Each stride-2 block halves the map: the core checks the sides divide.
+        height, width = downsampled_size(
+            self.architecture, self.image_size, len(blocks), f"channels={list(blocks)}"
+        )
         self.mask_channels = bool(mask_channels)
-        self._bottleneck = (blocks[-1], height // factor, width // factor)
-        flat = blocks[-1] * (height // factor) * (width // factor)
+        self._bottleneck = (blocks[-1], height, width)
+        flat = blocks[-1] * height * width
 
         layers: list[nn.Module] = []
         previous = n_lines * (2 if self.mask_channels else 1)
